@@ -1,0 +1,86 @@
+"""The application package: extensions created here, bound to an app by create_app()."""
+import os
+from pathlib import Path
+
+import click
+from dotenv import load_dotenv
+from flask import Flask
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import MetaData
+
+from app import migration_hooks
+from app.config import config_name as choose_config, configs
+from app.database_url import ConfigError, mask, normalise
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# Named constraints let every generated migration drop by name what it created.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
+migrate = Migrate(**migration_hooks.configure_args())
+
+
+def create_app(config_name=None, overrides=None):
+    """Create the application for config_name (default: FLASK_CONFIG, FLASK_ENV, development)."""
+    load_dotenv(PROJECT_ROOT / ".env")
+    app = Flask(__name__)
+    load_config(app, config_name, overrides or {})
+    bind_database(app)
+    register_extensions(app)
+    register_blueprints(app)
+    return app
+
+
+def load_config(app, config_name, overrides):
+    """Load the named configuration class, the secret key and any overrides into app.config."""
+    name = choose_config(config_name)
+    app.config.from_object(configs[name])
+    app.config["CONFIG_NAME"] = name
+    app.config["SECRET_KEY"] = os.environ.get("SECRET_KEY") or ("dev-only-secret" if name != "production" else None)
+    app.config.update(overrides)
+    if app.config["SECRET_KEY_REQUIRED"] and not app.config["SECRET_KEY"]:
+        raise ConfigError(f"SECRET_KEY must be set for the {name} configuration (environment or .env).")
+
+
+def bind_database(app):
+    """Set SQLALCHEMY_DATABASE_URI from overrides, the URL variable, or the embedded server."""
+    variable = app.config["DATABASE_URL_VARIABLE"]
+    raw = app.config.get("SQLALCHEMY_DATABASE_URI") or os.environ.get(variable)
+    if raw:
+        url = normalise(str(raw), variable).render_as_string(hide_password=False)
+        where = mask(url)
+    elif app.config["EMBEDDED_DATABASE"]:
+        from app.embedded import embedded_url
+
+        pgdata = Path(app.instance_path) / "pgdata"
+        url = embedded_url(pgdata, app.config["EMBEDDED_DATABASE"])
+        where = f"embedded PostgreSQL in {pgdata}, database {app.config['EMBEDDED_DATABASE']}"
+    else:
+        raise ConfigError(f"{variable} must be set for the {app.config['CONFIG_NAME']} configuration.")
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
+    app.config["DATABASE_DESCRIPTION"] = where
+    if os.environ.get("DB_MANAGE_ANNOUNCE"):
+        click.echo(f"Database: {where} ({app.config['CONFIG_NAME']} configuration)", err=True)
+
+
+def register_extensions(app):
+    """Bind SQLAlchemy and Flask-Migrate to app, with every model registered on db.metadata."""
+    from app import models  # noqa: F401  (importing registers the tables)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
+
+
+def register_blueprints(app):
+    """Attach the JSON endpoints."""
+    from app.views import bp
+
+    app.register_blueprint(bp)

@@ -1,0 +1,51 @@
+"""Configuration classes, picked by name (FLASK_CONFIG); settings are read in the factory, not here."""
+import os
+
+from app.database_url import ConfigError
+
+
+class Config:
+    """Settings shared by every configuration."""
+
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    JSON_SORT_KEYS = False
+    # Where the database URL comes from, and the embedded database used when it is unset.
+    DATABASE_URL_VARIABLE = "DATABASE_URL"
+    EMBEDDED_DATABASE = "app_development"
+    SECRET_KEY_REQUIRED = False
+
+
+class DevelopmentConfig(Config):
+    """A developer's machine: debug on, embedded PostgreSQL unless DATABASE_URL is set."""
+
+    DEBUG = True
+
+
+class TestingConfig(Config):
+    """The test suite: its own database (TEST_DATABASE_URL, else the embedded server)."""
+
+    TESTING = True
+    DATABASE_URL_VARIABLE = "TEST_DATABASE_URL"
+    EMBEDDED_DATABASE = "app_test"
+
+
+class ProductionConfig(Config):
+    """A deployed application: DATABASE_URL and SECRET_KEY are required, nothing is embedded."""
+
+    EMBEDDED_DATABASE = None
+    SECRET_KEY_REQUIRED = True
+
+
+configs = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def config_name(name=None):
+    """Return the configuration name: name, else FLASK_CONFIG, else the legacy FLASK_ENV, else development."""
+    name = name or os.environ.get("FLASK_CONFIG") or os.environ.get("FLASK_ENV") or "development"
+    if name not in configs:
+        raise ConfigError(f"Unknown configuration {name!r}: use one of {', '.join(configs)} (FLASK_CONFIG).")
+    return name

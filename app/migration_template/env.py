@@ -1,0 +1,33 @@
+"""Alembic environment of this project; the comparison settings live in app/migration_hooks.py."""
+import logging
+from logging.config import fileConfig
+
+from alembic import context
+from flask import current_app
+
+config = context.config
+fileConfig(config.config_file_name, disable_existing_loggers=False)
+logger = logging.getLogger("alembic.env")
+
+migrate_ext = current_app.extensions["migrate"]
+
+
+def run_migrations_offline():
+    """Write the migrations' SQL (upgrade --sql) for PostgreSQL, without connecting."""
+    context.configure(dialect_name="postgresql", target_metadata=migrate_ext.db.metadata, literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online():
+    """Run the migrations on the application's database, in one transaction."""
+    with migrate_ext.db.engine.connect() as connection:
+        context.configure(connection=connection, target_metadata=migrate_ext.db.metadata, **migrate_ext.configure_args)
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Manage this project's PostgreSQL database: `python db_manage.py help` lists the commands.
+
+This file is the map of the commands, a few lines each. Commands that Flask-Migrate
+already provides hand off to `flask db ...`, run by this same interpreter in a
+subprocess (nothing heavy is imported here first); the others run in this process,
+in the application context, with their work in small modules of app/.
+Exit codes: 0 done, 1 the operation failed, 2 usage error.
+"""
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+ROOT = Path(__file__).resolve().parent
+MIGRATION_TEMPLATE = "app/migration_template"
+CONFIGS = ("development", "testing", "production")
+
+
+def flask_db(*args):
+    """Run `flask db ARGS` with this interpreter in the project folder and return its exit code."""
+    click.echo(f"$ flask db {shlex.join(args)}", err=True)
+    env = dict(os.environ, FLASK_APP="run.py")
+    code = subprocess.run([sys.executable, "-m", "flask", "db", *args], cwd=ROOT, env=env).returncode
+    return code if code in (0, 1, 2) else 1
+
+
+class WorkflowGroup(click.Group):
+    """A command group that lists its commands in the order they are defined: the workflow's order."""
+
+    def list_commands(self, ctx):
+        return list(self.commands)
+
+
+@click.group(cls=WorkflowGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", type=click.Choice(CONFIGS), help="Configuration to use  [default: $FLASK_CONFIG, else development]")
+@click.option("--verbose", is_flag=True, help="Show the full traceback when a command fails.  [default: off]")
+def cli(config, verbose):
+    """Create, migrate and inspect this project's PostgreSQL database.
+
+    With no DATABASE_URL (environment or .env) the commands use an embedded
+    PostgreSQL kept in instance/pgdata, started on first use.
+    """
+    os.environ["DB_MANAGE_ANNOUNCE"] = "1"
+    if config:
+        os.environ["FLASK_CONFIG"] = config
+    if verbose:
+        os.environ["DB_MANAGE_VERBOSE"] = "1"
+
+
+@cli.command()
+def setup():
+    """Create the database if missing and migrate it to head (first checkout).
+
+    Writes an "Initial migration" only when the models differ from the migrated
+    database (for instance after deleting migrations/). Safe to run again.
+    """
+    from app.setup_database import setup_database
+
+    setup_database(MIGRATION_TEMPLATE)
+
+
+@cli.command()
+def init():
+    """Create migrations/ from the project's template (once per project)."""
+    return flask_db("init", "--template", MIGRATION_TEMPLATE)
+
+
+@cli.command()
+@click.argument("message")
+def migrate(message):
+    """Write a migration from your model changes (autogenerate)."""
+    return flask_db("migrate", "--message", message)
+
+
+@cli.command()
+@click.argument("revision", required=False)
+@click.option("--sql", is_flag=True, help="Print the SQL instead of running it.  [default: off]")
+def upgrade(revision, sql):
+    """Apply migrations up to REVISION  [default: head]."""
+    return flask_db("upgrade", *([revision] if revision else []), *(["--sql"] if sql else []))
+
+
+@cli.command()
+@click.argument("revision", required=False)
+@click.option("--sql", is_flag=True, help="Print the SQL instead of running it (needs FROM:TO).  [default: off]")
+def downgrade(revision, sql):
+    """Revert migrations down to REVISION  [default: -1; `base` reverts all]."""
+    return flask_db("downgrade", *([revision] if revision else []), *(["--sql"] if sql else []))
+
+
+@cli.command()
+def history():
+    """List the migrations, newest first."""
+    return flask_db("history")
+
+
+@cli.command()
+def current():
+    """Show the revision the database is at."""
+    return flask_db("current")
+
+
+@cli.command()
+def heads():
+    """Show the newest revision(s) in migrations/."""
+    return flask_db("heads")
+
+
+@cli.command()
+@click.argument("message")
+def revision(message):
+    """Write an empty migration to fill in by hand (data, raw SQL)."""
+    return flask_db("revision", "--message", message)
+
+
+@cli.command()
+@click.argument("revision")
+def stamp(revision):
+    """Record REVISION as the database's revision; runs no migration."""
+    return flask_db("stamp", revision)
+
+
+@cli.command("help")
+@click.argument("command", required=False)
+@click.pass_context
+def help_command(ctx, command):
+    """Show the list of commands, or the help of COMMAND."""
+    if command is None:
+        return click.echo(ctx.parent.get_help())
+    target = cli.get_command(ctx, command)
+    if target is None:
+        raise click.UsageError(f"No such command {command!r}.", ctx)
+    click.echo(target.get_help(click.Context(target, info_name=command, parent=ctx.parent)))
+
+
+def main():
+    """Run the command line and exit with its code; the one place where a failure becomes an exit code."""
+    try:
+        code = cli.main(prog_name="db_manage.py", complete_var="_DB_MANAGE_COMPLETE", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        code = 1
+    except Exception as exc:  # an expected failure of a command run in this process
+        from app.errors import report
+
+        code = report(exc)
+    sys.exit(code or 0)
+
+
+if __name__ == "__main__":
+    main()

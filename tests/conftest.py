@@ -1,0 +1,193 @@
+"""Fixtures: a real PostgreSQL (TEST_DATABASE_URL, else the embedded server) and a fresh database per test.
+
+Each test that changes a database gets its own, cloned from a template migrated to head
+once per session. CLI tests run db_manage.py in a temporary copy of the project, so
+the migrations they write never touch the repository's own.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from app import create_app, db, dbadmin
+from app.setup_database import upgrade_to_head
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT_FILES = ("db_manage.py", "run.py", "app", "migrations")
+# Settings of the developer's shell that must not leak into the subprocesses under test.
+CLEARED_VARIABLES = ("DATABASE_URL", "TEST_DATABASE_URL", "FLASK_CONFIG", "FLASK_ENV", "FLASK_APP",
+                     "DB_MANAGE_ANNOUNCE", "DB_MANAGE_VERBOSE", "SECRET_KEY")
+
+
+@pytest.fixture(scope="session")
+def server_url():
+    """The test server's base URL: TEST_DATABASE_URL, else the embedded server's app_test database."""
+    return make_url(create_app("testing").config["SQLALCHEMY_DATABASE_URI"])
+
+
+def sibling_url(server_url, suffix):
+    """Return, as text with its password, the URL of a database named after the base one plus suffix."""
+    return server_url.set(database=f"{server_url.database}_{suffix}").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def template_url(server_url):
+    """A database migrated to head once per session, that each test clones."""
+    url = sibling_url(server_url, f"template_{os.getpid()}")
+    dbadmin.drop_database(url)
+    dbadmin.create_database(url)
+    app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        upgrade_to_head()
+        db.engine.dispose()
+    yield url
+    dbadmin.drop_database(url)
+
+
+@pytest.fixture
+def database_url(server_url, template_url):
+    """A fresh database at head, cloned from the template and dropped after the test."""
+    url = sibling_url(server_url, uuid.uuid4().hex[:12])
+    dbadmin.create_database(url, template=make_url(template_url).database)
+    yield url
+    dbadmin.drop_database(url)
+
+
+@pytest.fixture
+def missing_database_url(server_url):
+    """The URL of a database that does not exist yet (dropped after the test if created)."""
+    url = sibling_url(server_url, uuid.uuid4().hex[:12])
+    yield url
+    dbadmin.drop_database(url)
+
+
+@pytest.fixture
+def app(database_url):
+    """The application, bound to this test's database."""
+    return create_app("testing", {"SQLALCHEMY_DATABASE_URI": database_url})
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A temporary copy of the project, in which tests may write migrations and models."""
+    dest = tmp_path / "project"
+    dest.mkdir()
+    for name in PROJECT_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, dest / name)
+    return dest
+
+
+@pytest.fixture
+def cli(project, database_url):
+    """Run `python db_manage.py ARGS` in the project copy against this test's database."""
+
+    def run(*args, url=database_url, env=None, timeout=120):
+        full_env = {k: v for k, v in os.environ.items() if k not in CLEARED_VARIABLES}
+        full_env.update({"FLASK_CONFIG": "development", **({"DATABASE_URL": url} if url else {}), **(env or {})})
+        return subprocess.run(
+            [sys.executable, "db_manage.py", *args],
+            cwd=project, env=full_env, capture_output=True, text=True, timeout=timeout,
+        )
+
+    return run
+
+
+class Database:
+    """Read-only views of a database's real state, for assertions."""
+
+    def __init__(self, url):
+        self.url = url
+
+    def _engine(self):
+        return create_engine(self.url, poolclass=NullPool)
+
+    def tables(self):
+        """Return {'schema.table'} for every table outside the system schemas."""
+        engine = self._engine()
+        with engine.connect() as conn:
+            inspector = inspect(conn)
+            names = {
+                f"{schema}.{table}"
+                for schema in inspector.get_schema_names()
+                if schema not in ("information_schema",) and not schema.startswith("pg_")
+                for table in inspector.get_table_names(schema=schema)
+            }
+        engine.dispose()
+        return names
+
+    def schemas(self):
+        """Return the names of the non-system schemas."""
+        engine = self._engine()
+        with engine.connect() as conn:
+            names = {s for s in inspect(conn).get_schema_names() if s != "information_schema" and not s.startswith("pg_")}
+        engine.dispose()
+        return names
+
+    def columns(self, table, schema=None):
+        """Return {column name: reflected column} of table."""
+        engine = self._engine()
+        with engine.connect() as conn:
+            cols = {c["name"]: c for c in inspect(conn).get_columns(table, schema=schema)}
+        engine.dispose()
+        return cols
+
+    def scalar(self, sql, **params):
+        """Return the first value of sql run with params."""
+        engine = self._engine()
+        with engine.connect() as conn:
+            value = conn.execute(text(sql), params).scalar()
+        engine.dispose()
+        return value
+
+    def revision(self):
+        """Return the revision recorded in alembic_version, or None."""
+        if "public.alembic_version" not in self.tables():
+            return None
+        return self.scalar("SELECT version_num FROM alembic_version")
+
+
+@pytest.fixture
+def database(database_url):
+    """The state of this test's database."""
+    return Database(database_url)
+
+
+@pytest.fixture(scope="session")
+def head_revision():
+    """The head revision of the repository's migrations."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_script_config(ROOT / "migrations")).get_current_head()
+
+
+def _script_config(directory):
+    """An Alembic config that only knows where the scripts are."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(directory))
+    return config
+
+
+def versions(project):
+    """Return the names of the migration files of the project copy."""
+    return sorted(p.name for p in (project / "migrations" / "versions").glob("*.py"))
+
+
+def add_model(project, module, source):
+    """Write app/models/MODULE.py with source and import it in app/models/__init__.py."""
+    (project / "app" / "models" / f"{module}.py").write_text(source)
+    init = project / "app" / "models" / "__init__.py"
+    init.write_text(init.read_text() + f"from app.models.{module} import *  # noqa: F401,F403\n")
+
