@@ -11,11 +11,10 @@ import os
 import shlex
 import subprocess
 import sys
-from pathlib import Path
 
 import click
 
-ROOT = Path(__file__).resolve().parent
+ROOT = os.path.dirname(os.path.abspath(__file__))
 MIGRATION_TEMPLATE = "app/migration_template"
 CONFIGS = ("development", "testing", "production")
 

@@ -92,11 +92,11 @@ def project(tmp_path):
 def cli(project, database_url):
     """Run `python db_manage.py ARGS` in the project copy against this test's database."""
 
-    def run(*args, url=database_url, env=None, timeout=120):
+    def run(*args, url=database_url, env=None, timeout=120, python_options=()):
         full_env = {k: v for k, v in os.environ.items() if k not in CLEARED_VARIABLES}
         full_env.update({"FLASK_CONFIG": "development", **({"DATABASE_URL": url} if url else {}), **(env or {})})
         return subprocess.run(
-            [sys.executable, "db_manage.py", *args],
+            [sys.executable, *python_options, "db_manage.py", *args],
             cwd=project, env=full_env, capture_output=True, text=True, timeout=timeout,
         )
 

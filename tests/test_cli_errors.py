@@ -82,3 +82,11 @@ def test_verbose_shows_the_traceback_still_without_password(cli):
     assert result.returncode == 1
     assert "Traceback" in result.stderr
     assert SECRET not in result.stdout + result.stderr
+
+
+def test_pass_through_commands_import_nothing_heavy_before_handing_off(cli):
+    result = cli("heads", python_options=("-X", "importtime"))
+    assert result.returncode == 0, result.stderr
+    wrapper_imports = {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if "import time:" in line}
+    assert "click" in wrapper_imports
+    assert not wrapper_imports & {"flask", "sqlalchemy", "alembic", "flask_migrate", "app"}

@@ -3,7 +3,7 @@ import shutil
 
 from conftest import Database, versions
 
-from app import embedded
+from app import dbadmin, embedded
 
 APP_TABLES = {"public.users", "public.posts", "analytics.page_views", "public.alembic_version"}
 
@@ -17,6 +17,16 @@ def test_setup_creates_a_missing_database_and_migrates_it(cli, project, missing_
     assert database.revision() == head_revision
     assert versions(project) == before, "a fresh checkout must not write a migration"
     assert "created" in result.stderr
+
+
+def test_setup_quotes_the_database_name(cli, server_url):
+    url = server_url.set(database=f"{server_url.database} Odd-Name\"; x").render_as_string(hide_password=False)
+    try:
+        result = cli("setup", url=url)
+        assert result.returncode == 0, result.stderr
+        assert "public.users" in Database(url).tables()
+    finally:
+        dbadmin.drop_database(url)
 
 
 def test_second_setup_changes_nothing(cli, project, missing_database_url, head_revision):
