@@ -27,6 +27,14 @@ def flask_db(*args):
     return code if code in (0, 1, 2) else 1
 
 
+def in_app(work, *args):
+    """Run work(*args) in this process, inside the application context, and return its result."""
+    from app import create_app
+
+    with create_app().app_context():
+        return work(*args)
+
+
 class WorkflowGroup(click.Group):
     """A command group that lists its commands in the order they are defined: the workflow's order."""
 
@@ -60,6 +68,28 @@ def setup():
     from app.setup_database import setup_database
 
     setup_database(MIGRATION_TEMPLATE)
+
+
+@cli.command()
+@click.option("--yes", is_flag=True, help="Skip the confirmation.  [default: ask on a terminal, refuse elsewhere]")
+@click.option("--seed", "then_seed", is_flag=True, help="Add the sample data afterwards.  [default: off]")
+@click.option("--table", metavar="[SCHEMA.]NAME", help="Only empty this table (and those its foreign keys force).")
+@click.option("--schema", metavar="NAME", help="Only empty every table of this schema.")
+def reset(yes, then_seed, table, schema):
+    """Drop everything and migrate to head again; or only empty a table or a schema."""
+    from app.reset import reset
+
+    in_app(reset, yes, table, schema, then_seed)
+
+
+@cli.command()
+@click.option("--users", type=click.IntRange(min=0), default=0, help="Generated users to add.  [default: 0]")
+@click.option("--posts", type=click.IntRange(min=0), default=0, help="Generated posts to add.  [default: 0]")
+def seed(users, posts):
+    """Add the sample data (idempotent), plus generated users and posts on top."""
+    from app.seed import seed_database
+
+    in_app(seed_database, users, posts)
 
 
 @cli.command()

@@ -8,12 +8,16 @@ from app.database_url import ConfigError, scrub
 VERBOSE_VARIABLE = "DB_MANAGE_VERBOSE"
 
 
+class Failure(Exception):
+    """An expected failure of a command: its message says what happened and what to do."""
+
+
 def describe(exc):
     """Return one sentence saying what went wrong in exc and, where known, how to fix it."""
     from alembic.util import CommandError
     from sqlalchemy.exc import DBAPIError, OperationalError
 
-    if isinstance(exc, ConfigError | CommandError):
+    if isinstance(exc, Failure | ConfigError | CommandError):
         return scrub(str(exc))
     if isinstance(exc, OperationalError):
         return scrub(_connection_problem(str(exc.orig).strip()))
@@ -46,7 +50,7 @@ def report(exc):
     if os.environ.get(VERBOSE_VARIABLE):
         print(scrub("".join(traceback.format_exception(exc))), file=sys.stderr, end="")
     print(f"Error: {describe(exc)}", file=sys.stderr)
-    if not os.environ.get(VERBOSE_VARIABLE):
+    if not os.environ.get(VERBOSE_VARIABLE) and not isinstance(exc, Failure | ConfigError):
         print(f"(add --verbose, or set {VERBOSE_VARIABLE}=1, to see the traceback)", file=sys.stderr)
     return 1
 

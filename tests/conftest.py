@@ -5,9 +5,12 @@ once per session. CLI tests run db_manage.py in a temporary copy of the project,
 the migrations they write never touch the repository's own.
 """
 import os
+import pty
+import select
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -88,17 +91,51 @@ def project(tmp_path):
     return dest
 
 
+def cli_env(url, extra=None):
+    """The environment of a db_manage.py subprocess: the developer's, minus its settings, plus url."""
+    env = {k: v for k, v in os.environ.items() if k not in CLEARED_VARIABLES}
+    env.update({"FLASK_CONFIG": "development", **({"DATABASE_URL": url} if url else {}), **(extra or {})})
+    return env
+
+
 @pytest.fixture
 def cli(project, database_url):
     """Run `python db_manage.py ARGS` in the project copy against this test's database."""
 
     def run(*args, url=database_url, env=None, timeout=120, python_options=()):
-        full_env = {k: v for k, v in os.environ.items() if k not in CLEARED_VARIABLES}
-        full_env.update({"FLASK_CONFIG": "development", **({"DATABASE_URL": url} if url else {}), **(env or {})})
         return subprocess.run(
             [sys.executable, *python_options, "db_manage.py", *args],
-            cwd=project, env=full_env, capture_output=True, text=True, timeout=timeout,
+            cwd=project, env=cli_env(url, env), capture_output=True, text=True, timeout=timeout,
         )
+
+    return run
+
+
+@pytest.fixture
+def tty_cli(project, database_url):
+    """Run db_manage.py on a pseudo-terminal, type answer at its yes/no prompt; return (code, output)."""
+
+    def run(*args, answer, url=database_url, timeout=60):
+        master, slave = pty.openpty()
+        proc = subprocess.Popen([sys.executable, "db_manage.py", *args], cwd=project, env=cli_env(url),
+                                stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+        os.close(slave)
+        output, answered, deadline = b"", False, time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    data = os.read(master, 4096)
+                except OSError:  # the terminal closed with the process
+                    break
+                output += data
+                if not answered and b"Type 'yes'" in output:
+                    os.write(master, answer.encode() + b"\n")
+                    answered = True
+            elif proc.poll() is not None:
+                break
+        proc.kill() if proc.poll() is None else None
+        os.close(master)
+        return proc.wait(), output.decode(errors="replace")
 
     return run
 
@@ -141,6 +178,25 @@ class Database:
             cols = {c["name"]: c for c in inspect(conn).get_columns(table, schema=schema)}
         engine.dispose()
         return cols
+
+    def counts(self):
+        """Return the row counts of users, posts and analytics.page_views."""
+        return tuple(self.scalar(f"SELECT count(*) FROM {t}") for t in ("users", "posts", "analytics.page_views"))
+
+    def rows(self, sql):
+        """Return every row of sql, as tuples."""
+        engine = self._engine()
+        with engine.connect() as conn:
+            result = [tuple(r) for r in conn.execute(text(sql))]
+        engine.dispose()
+        return result
+
+    def execute(self, sql, **params):
+        """Run sql with params and commit."""
+        engine = self._engine()
+        with engine.begin() as conn:
+            conn.execute(text(sql), params)
+        engine.dispose()
 
     def scalar(self, sql, **params):
         """Return the first value of sql run with params."""

@@ -20,11 +20,24 @@ def run_migrations_offline():
 
 
 def run_migrations_online():
-    """Run the migrations on the application's database, in one transaction."""
+    """Run the migrations on the application's database, in one transaction.
+
+    A caller may pass its own connection in config.attributes["connection"] (Alembic's
+    cookbook recipe): the migrations then run inside that caller's transaction, as
+    `reset` does so that a failed migration also undoes its drops.
+    """
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        return run_migrations_on(connection)
     with migrate_ext.db.engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=migrate_ext.db.metadata, **migrate_ext.configure_args)
-        with context.begin_transaction():
-            context.run_migrations()
+        run_migrations_on(connection)
+
+
+def run_migrations_on(connection):
+    """Configure Alembic with the project's settings and run the migrations on connection."""
+    context.configure(connection=connection, target_metadata=migrate_ext.db.metadata, **migrate_ext.configure_args)
+    with context.begin_transaction():
+        context.run_migrations()
 
 
 if context.is_offline_mode():

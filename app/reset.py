@@ -1,0 +1,170 @@
+"""`reset`: drop every object of the application and migrate to head, or empty chosen tables.
+
+The full reset runs in one transaction: the drops and the migrations to head commit
+together, so a failing migration leaves the database as it was.
+"""
+import click
+from alembic import command
+from alembic.runtime.migration import MigrationContext
+from flask import current_app
+from psycopg2 import sql
+from sqlalchemy import text
+
+from app import db
+from app.confirm import confirm
+from app.errors import Failure
+
+# Objects of an extension, and sequences owned by a column, go with their owner.
+NOT_OWNED = """NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = CAST('{catalog}' AS regclass)
+                          AND d.objid = {oid} AND d.deptype IN ('e', 'a', 'i'))"""
+SCHEMAS = text("""
+    SELECT n.nspname FROM pg_namespace n
+    WHERE n.nspname NOT LIKE 'pg\\_%' AND n.nspname NOT IN ('information_schema', 'public')
+      AND NOT EXISTS (SELECT 1 FROM pg_extension e WHERE e.extnamespace = n.oid)
+      AND """ + NOT_OWNED.format(catalog="pg_namespace", oid="n.oid") + """
+    ORDER BY 1""")
+PUBLIC_RELATIONS = text("""
+    SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND NOT c.relispartition
+      AND """ + NOT_OWNED.format(catalog="pg_class", oid="c.oid") + """
+    ORDER BY 1""")
+PUBLIC_TYPES = text("""
+    SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+    WHERE n.nspname = 'public' AND t.typtype IN ('e', 'd', 'r', 'c')
+      AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
+      AND """ + NOT_OWNED.format(catalog="pg_type", oid="t.oid") + """
+    ORDER BY 1""")
+PUBLIC_ROUTINES = text("""
+    SELECT CAST(CAST(p.oid AS regprocedure) AS text), p.prokind FROM pg_proc p
+    JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE n.nspname = 'public' AND p.prokind IN ('f', 'p')
+      AND """ + NOT_OWNED.format(catalog="pg_proc", oid="p.oid") + """
+    ORDER BY 1""")
+TABLES = text("""
+    SELECT c.oid, n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+      AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+      AND (CAST(:schema AS text) IS NULL OR n.nspname = :schema)
+      AND (CAST(:name AS text) IS NULL OR c.relname = :name)
+      AND NOT (n.nspname = 'public' AND c.relname = 'alembic_version')
+    ORDER BY 2, 3""")
+REFERENCING_CLOSURE = text("""
+    WITH RECURSIVE hit(oid) AS (
+        SELECT unnest(CAST(:oids AS oid[]))
+        UNION
+        SELECT con.conrelid FROM pg_constraint con JOIN hit ON con.confrelid = hit.oid WHERE con.contype = 'f'
+    )
+    SELECT n.nspname, c.relname FROM hit JOIN pg_class c ON c.oid = hit.oid
+    JOIN pg_namespace n ON n.oid = c.relnamespace ORDER BY 1, 2""")
+RELATION_KINDS = {"r": "TABLE", "p": "TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW", "f": "FOREIGN TABLE",
+                  "S": "SEQUENCE"}
+
+
+def reset(yes=False, table=None, schema=None, seed=False):
+    """Empty the table or schema if one is named, else drop everything and migrate to head; seed if asked."""
+    if table and schema:
+        raise Failure("Give --table or --schema, not both: nothing was changed.")
+    if table or schema:
+        emptied = empty_tables(table, schema, yes)
+        click.echo(f"Emptied {len(emptied)} table(s): {', '.join(emptied)}.", err=True)
+    else:
+        revision = reset_database(yes)
+        click.echo(f"Reset done: the database is at revision {revision} (head).", err=True)
+    if seed:
+        from app.seed import seed_database
+
+        seed_database()
+
+
+def reset_database(yes):
+    """Drop every object of the application's schemas, then migrate to head, in one transaction."""
+    with db.engine.connect() as connection, connection.begin():
+        drops, summary = drop_plan(connection)
+        confirm(f"Reset {describe_database()}: DROP everything below, then migrate to head.\n{summary}", yes)
+        for statement in drops:
+            execute(connection, statement)
+        migrate_to_head(connection)
+        revision = MigrationContext.configure(connection).get_current_revision()
+    db.engine.dispose()
+    return revision
+
+
+def drop_plan(connection):
+    """Return the DROP statements that empty the database, and a summary of what they drop."""
+    schemas = list(connection.execute(SCHEMAS).scalars())
+    relations = connection.execute(PUBLIC_RELATIONS).all()
+    types = list(connection.execute(PUBLIC_TYPES).scalars())
+    routines = connection.execute(PUBLIC_ROUTINES).all()
+    drops = [sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(s)) for s in schemas]
+    drops += [sql.SQL(f"DROP {RELATION_KINDS[kind]} IF EXISTS {{}} CASCADE").format(sql.Identifier("public", name))
+              for name, kind in relations]
+    drops += [sql.SQL("DROP TYPE IF EXISTS {} CASCADE").format(sql.Identifier("public", name)) for name in types]
+    # A routine's signature comes quoted by PostgreSQL itself (regprocedure).
+    drops += [sql.SQL(f"DROP {'PROCEDURE' if kind == 'p' else 'FUNCTION'} IF EXISTS {signature} CASCADE")
+              for signature, kind in routines]
+    lines = [f"  schema {s} (dropped): {_names(table_names(connection, s))}" for s in schemas]
+    lines.append(f"  schema public (emptied): {_names([name for name, _ in relations] + types + [r for r, _ in routines])}")
+    return drops, "\n".join(lines)
+
+
+def migrate_to_head(connection):
+    """Run `flask db upgrade` inside the caller's transaction on connection."""
+    config = current_app.extensions["migrate"].migrate.get_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+def empty_tables(table, schema, yes):
+    """TRUNCATE the table (or every table of the schema) and the tables whose foreign keys force it."""
+    with db.engine.connect() as connection, connection.begin():
+        targets = resolve_targets(connection, table, schema)
+        chosen = {(s, t) for _, s, t in targets}
+        tables = connection.execute(REFERENCING_CLOSURE, {"oids": [oid for oid, _, _ in targets]}).all()
+        forced = [f"{s}.{t}" for s, t in tables if (s, t) not in chosen]
+        summary = f"  {', '.join(f'{s}.{t}' for s, t in tables)}"
+        if forced:
+            summary += f"\n  ({', '.join(forced)}: emptied too, their foreign keys reference the tables above)"
+        confirm(f"Empty these tables of {describe_database()} (structure and migrations kept):\n{summary}", yes)
+        execute(connection, sql.SQL("TRUNCATE TABLE {} RESTART IDENTITY").format(
+            sql.SQL(", ").join(sql.Identifier(s, t) for s, t in tables)))
+    db.engine.dispose()
+    return [f"{s}.{t}" for s, t in tables]
+
+
+def resolve_targets(connection, table, schema):
+    """Return [(oid, schema, name)] for --table NAME (qualified or not) or --schema NAME; raise if unknown."""
+    if schema is not None:
+        if not connection.execute(text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": schema}).first():
+            raise Failure(f"Unknown schema {schema!r}: nothing was changed.")
+        found = connection.execute(TABLES, {"schema": schema, "name": None}).all()
+        if not found:
+            raise Failure(f"Schema {schema!r} has no table to empty: nothing was changed.")
+        return found
+    schema_part, _, name = table.rpartition(".")
+    found = connection.execute(TABLES, {"schema": schema_part or None, "name": name}).all()
+    if not found:
+        raise Failure(f"Unknown table {table!r} (the migration history table is never emptied): nothing was changed.")
+    if len(found) > 1:
+        raise Failure(f"Table name {table!r} is ambiguous ({', '.join(f'{s}.{t}' for _, s, t in found)}): "
+                      "qualify it with its schema.")
+    return found
+
+
+def execute(connection, statement):
+    """Run a psycopg2 sql.Composed statement (identifiers quoted by psycopg2) on a SQLAlchemy connection."""
+    connection.exec_driver_sql(statement.as_string(connection.connection.dbapi_connection))
+
+
+def table_names(connection, schema):
+    """Return the names of the tables of schema."""
+    return [name for _, _, name in connection.execute(TABLES, {"schema": schema, "name": None})]
+
+
+def describe_database():
+    """Return the database in words, password masked."""
+    return current_app.config["DATABASE_DESCRIPTION"]
+
+
+def _names(names):
+    """Return names as one readable list."""
+    return ", ".join(names) if names else "(nothing)"
