@@ -7,12 +7,18 @@ subprocess (nothing heavy is imported here first); the others run in this proces
 in the application context, with their work in small modules of app/.
 Exit codes: 0 done, 1 the operation failed, 2 usage error.
 """
+import importlib.util
 import os
 import shlex
 import subprocess
 import sys
 
-import click
+NOT_INSTALLED = ("The project's packages are not installed for {}: run `.venv/bin/python db_manage.py`, "
+                 "activate the virtualenv (`. .venv/bin/activate`), or `pip install -r requirements-dev.txt`.")
+try:
+    import click
+except ImportError:  # run by a Python other than the project's virtualenv
+    sys.exit("Error: " + NOT_INSTALLED.format(sys.executable))
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 MIGRATION_TEMPLATE = "app/migration_template"
@@ -51,6 +57,8 @@ def cli(config, verbose):
     With no DATABASE_URL (environment or .env) the commands use an embedded
     PostgreSQL kept in instance/pgdata, started on first use.
     """
+    if importlib.util.find_spec("flask_migrate") is None:
+        raise click.ClickException(NOT_INSTALLED.format(sys.executable))
     os.environ["DB_MANAGE_ANNOUNCE"] = "1"
     if config:
         os.environ["FLASK_CONFIG"] = config
@@ -77,6 +85,8 @@ def setup():
 @click.option("--schema", metavar="NAME", help="Only empty every table of this schema.")
 def reset(yes, then_seed, table, schema):
     """Drop everything and migrate to head again; or only empty a table or a schema."""
+    if table is not None and schema is not None:
+        raise click.UsageError("Give --table or --schema, not both.")
     from app.reset import reset
 
     in_app(reset, yes, table, schema, then_seed)

@@ -7,13 +7,13 @@ from app.errors import Failure
 
 
 def confirm(what, yes):
-    """Show what will be destroyed and return only when the user agrees; raise Failure otherwise."""
+    """Show what will be destroyed and return only when the user agrees (or gave --yes); raise Failure otherwise."""
+    click.echo(what, err=True)
     if yes:
         return
     if not sys.stdin.isatty():
         raise Failure("Refusing to continue without a terminal to confirm on: nothing was changed. "
                       "Pass --yes to confirm in a script.")
-    click.echo(what, err=True)
     answer = click.prompt("Type 'yes' to continue", default="", show_default=False, err=True)
     if answer.strip().lower() != "yes":
         raise Failure("Cancelled: nothing was changed.")

@@ -8,7 +8,9 @@ from sqlalchemy.exc import ArgumentError
 
 # Environment variables that may hold a URL with a password, scrubbed from every message.
 URL_VARIABLES = ("DATABASE_URL", "TEST_DATABASE_URL")
-_CREDENTIALS = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@", re.IGNORECASE)
+# user:password@ up to the last @ of the URL (a password may hold an unencoded @), and ?password=.
+_CREDENTIALS = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s'\"]*:)[^\s'\"]*@", re.IGNORECASE)
+_QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)[^&\s'\"]*", re.IGNORECASE)
 
 
 class ConfigError(Exception):
@@ -36,9 +38,8 @@ def normalise(raw, variable="DATABASE_URL"):
 
 def mask(url):
     """Return url (a string or URL) as text with its password replaced by ***."""
-    if isinstance(url, URL):
-        return url.render_as_string(hide_password=True)
-    return _CREDENTIALS.sub(r"\g<head>***@", str(url))
+    text = url.render_as_string(hide_password=True) if isinstance(url, URL) else str(url)
+    return _QUERY_PASSWORD.sub(r"\g<head>***", _CREDENTIALS.sub(r"\g<head>***@", text))
 
 
 def scrub(text):
@@ -55,7 +56,8 @@ def scrub(text):
 def _password_of(raw):
     """Return the password in raw, or None when it has none or cannot be parsed."""
     try:
-        return make_url(raw).password if raw else None
+        url = make_url(raw) if raw else None
+        return url and (url.password or url.query.get("password"))
     except (ArgumentError, ValueError):
         match = re.search(r"://[^:/@\s]*:([^@\s]+)@", raw)
         return match.group(1) if match else None

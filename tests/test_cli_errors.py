@@ -63,8 +63,10 @@ def test_shell_syntax_in_a_message_is_stored_literally(cli, project, database, t
         (f"postgresql://app:{SECRET}@no-such-host.invalid:5432/app", "unknown host"),
         (f"postgresql://app:{SECRET}@127.0.0.1:notaport/app", "not a valid database URL"),
         (f"mysql://app:{SECRET}@127.0.0.1:3306/app", "PostgreSQL only"),
+        (f"postgresql://app@127.0.0.1:1/app?password={SECRET}", "Connection refused"),
+        (f"postgresql://app:{SECRET}@x@127.0.0.1:1/app", "Cannot connect"),
     ],
-    ids=["closed-port", "unknown-host", "malformed", "not-postgresql"],
+    ids=["closed-port", "unknown-host", "malformed", "not-postgresql", "query-password", "unencoded-at"],
 )
 @pytest.mark.parametrize("command", ["upgrade", "setup"])
 def test_connection_errors_are_one_sentence_without_password(cli, url, expected, command):

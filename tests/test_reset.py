@@ -13,6 +13,7 @@ def test_reset_empties_everything_and_stays_at_head(cli, database, head_revision
     database.execute("CREATE FUNCTION answer() RETURNS int LANGUAGE sql AS 'SELECT 42'")
     result = cli("reset", "--yes")
     assert result.returncode == 0, result.stderr
+    assert "schema scratch (dropped): leftover" in result.stderr, "--yes still lists what it drops"
     assert database.counts() == (0, 0, 0)
     assert database.revision() == head_revision
     assert database.tables() == {"public.users", "public.posts", "analytics.page_views", "public.alembic_version"}
@@ -109,8 +110,17 @@ def test_prompt_on_a_terminal_answered_yes_and_no(cli, tty_cli, database):
     assert database.counts() == (0, 0, 0)
 
 
-def test_table_and_schema_together_is_refused(cli, database):
+def test_table_and_schema_together_is_a_usage_error(cli, database):
     assert cli("seed").returncode == 0
     result = cli("reset", "--table", "users", "--schema", "analytics", "--yes")
-    assert result.returncode == 1 and "not both" in result.stderr
+    assert result.returncode == 2 and "not both" in result.stderr
     assert database.counts() == SAMPLE
+
+
+def test_an_empty_name_is_unknown_never_everything(cli, database, head_revision):
+    assert cli("seed").returncode == 0
+    for option in ("--table", "--schema"):
+        result = cli("reset", option, "", "--yes")
+        assert result.returncode == 1, result.stderr
+        assert "Unknown" in result.stderr
+    assert database.counts() == SAMPLE and database.revision() == head_revision
