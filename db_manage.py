@@ -163,6 +163,23 @@ def stamp(revision):
     return flask_db("stamp", revision)
 
 
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.  [default: off]")
+def status(as_json):
+    """Show the server, the revision, pending migrations and every table's rows."""
+    from app.status import show_status
+
+    in_app(show_status, as_json)
+
+
+@cli.command()
+def version():
+    """Print the PostgreSQL server's version line."""
+    from app.status import server_version
+
+    click.echo(in_app(server_version))
+
+
 @cli.command("help")
 @click.argument("command", required=False)
 @click.pass_context

@@ -1,0 +1,87 @@
+"""`status` and `version`: what the database is, where its migrations stand, and what it holds."""
+import json
+
+import click
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from flask import current_app
+from psycopg2 import sql
+from sqlalchemy import text
+
+from app import db
+
+# Tables up to this size are counted exactly; larger ones use the planner's estimate (pg_class.reltuples).
+EXACT_COUNT_MAX_BYTES = 32 * 1024 * 1024
+TABLES = text("""
+    SELECT n.nspname, c.relname, pg_relation_size(c.oid), c.reltuples FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+      AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+      AND NOT (n.nspname = 'public' AND c.relname = 'alembic_version')
+    ORDER BY 1, 2""")
+
+
+def server_version():
+    """Return the server's version line (SELECT version())."""
+    with db.engine.connect() as connection:
+        return connection.execute(text("SELECT version()")).scalar()
+
+
+def status(exact_limit=EXACT_COUNT_MAX_BYTES):
+    """Return the database's state as a dict: server, configuration, revisions, pending migrations, tables."""
+    script = ScriptDirectory.from_config(current_app.extensions["migrate"].migrate.get_config())
+    with db.engine.connect() as connection:
+        current = list(MigrationContext.configure(connection).get_current_heads())
+        state = {
+            "database": current_app.config["DATABASE_DESCRIPTION"],
+            "server_version": connection.execute(text("SHOW server_version")).scalar(),
+            "config": current_app.config["CONFIG_NAME"],
+            "current": current,
+            "heads": list(script.get_heads()),
+            "pending": pending(script, current),
+            "tables": table_rows(connection, exact_limit),
+        }
+    db.engine.dispose()
+    return state
+
+
+def pending(script, current):
+    """Return the revisions between current and the heads, in the order upgrade would apply them."""
+    revisions = script.iterate_revisions(script.get_heads(), tuple(current) or "base")
+    return [{"revision": r.revision, "message": r.doc} for r in reversed(list(revisions))]
+
+
+def table_rows(connection, exact_limit):
+    """Return every application table with its rows: counted when small, estimated beyond exact_limit bytes."""
+    tables = []
+    for schema, name, size, estimate in connection.execute(TABLES):
+        estimated = size > exact_limit and estimate >= 0  # -1: never analysed, so count after all
+        if not estimated:
+            statement = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, name))
+            estimate = connection.exec_driver_sql(statement.as_string(connection.connection.dbapi_connection)).scalar()
+        tables.append({"schema": schema, "name": name, "rows": int(estimate), "estimated": estimated})
+    return tables
+
+
+def show_status(as_json):
+    """Print the status as text, or as one JSON object."""
+    state = status()
+    if as_json:
+        return click.echo(json.dumps(state, indent=2))
+    revision = ", ".join(state["current"]) or "none (no migration applied)"
+    at_head = sorted(state["current"]) == sorted(state["heads"])
+    click.echo(f"Database:   {state['database']}")
+    click.echo(f"Server:     PostgreSQL {state['server_version']}")
+    click.echo(f"Config:     {state['config']}")
+    click.echo(f"Revision:   {revision}{' (head)' if at_head and state['current'] else ''}")
+    click.echo(f"Heads:      {', '.join(state['heads']) or 'none'}")
+    click.echo(f"Pending:    {len(state['pending']) or 'none'}")
+    for item in state["pending"]:
+        click.echo(f"  {item['revision']}  {item['message']}")
+    click.echo(f"Tables:     {len(state['tables'])}")
+    width = max((len(t["schema"]) + len(t["name"]) for t in state["tables"]), default=0) + 1
+    for t in state["tables"]:
+        rows = f"~{t['rows']:,}" if t["estimated"] else f"{t['rows']:,}"
+        click.echo(f"  {t['schema'] + '.' + t['name']:<{width}}  {rows:>12}")
+    if any(t["estimated"] for t in state["tables"]):
+        click.echo("  (~ the planner's estimate, for tables over 32 MB)")
