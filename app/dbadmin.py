@@ -48,3 +48,8 @@ def drop_database(url):
     with server_connection(url) as conn, conn.cursor() as cur:
         cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
+
+
+def execute_composed(connection, statement):
+    """Run a psycopg2 sql.Composed statement (identifiers quoted by psycopg2) on a SQLAlchemy connection."""
+    return connection.exec_driver_sql(statement.as_string(connection.connection.dbapi_connection))

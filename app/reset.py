@@ -11,6 +11,7 @@ from psycopg2 import sql
 from sqlalchemy import text
 
 from app import db
+from app.dbadmin import execute_composed
 from app.confirm import confirm
 from app.errors import Failure
 
@@ -80,7 +81,7 @@ def reset_database(yes):
         drops, summary = drop_plan(connection)
         confirm(f"Reset {describe_database()}: DROP everything below, then migrate to head.\n{summary}", yes)
         for statement in drops:
-            execute(connection, statement)
+            execute_composed(connection, statement)
         migrate_to_head(connection)
         revision = MigrationContext.configure(connection).get_current_revision()
     db.engine.dispose()
@@ -123,7 +124,7 @@ def empty_tables(table, schema, yes):
         if forced:
             summary += f"\n  ({', '.join(forced)}: emptied too, their foreign keys reference the tables above)"
         confirm(f"Empty these tables of {describe_database()} (structure and migrations kept):\n{summary}", yes)
-        execute(connection, sql.SQL("TRUNCATE TABLE {} RESTART IDENTITY").format(
+        execute_composed(connection, sql.SQL("TRUNCATE TABLE {} RESTART IDENTITY").format(
             sql.SQL(", ").join(sql.Identifier(s, t) for s, t in tables)))
     db.engine.dispose()
     return [f"{s}.{t}" for s, t in tables]
@@ -146,11 +147,6 @@ def resolve_targets(connection, table, schema):
         raise Failure(f"Table name {table!r} is ambiguous ({', '.join(f'{s}.{t}' for _, s, t in found)}): "
                       "qualify it with its schema.")
     return found
-
-
-def execute(connection, statement):
-    """Run a psycopg2 sql.Composed statement (identifiers quoted by psycopg2) on a SQLAlchemy connection."""
-    connection.exec_driver_sql(statement.as_string(connection.connection.dbapi_connection))
 
 
 def table_names(connection, schema):

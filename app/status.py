@@ -9,6 +9,7 @@ from psycopg2 import sql
 from sqlalchemy import text
 
 from app import db
+from app.dbadmin import execute_composed
 
 # Tables up to this size are counted exactly; larger ones use the planner's estimate (pg_class.reltuples).
 EXACT_COUNT_MAX_BYTES = 32 * 1024 * 1024
@@ -58,7 +59,7 @@ def table_rows(connection, exact_limit):
         estimated = size > exact_limit and estimate >= 0  # -1: never analysed, so count after all
         if not estimated:
             statement = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, name))
-            estimate = connection.exec_driver_sql(statement.as_string(connection.connection.dbapi_connection)).scalar()
+            estimate = execute_composed(connection, statement).scalar()
         tables.append({"schema": schema, "name": name, "rows": int(estimate), "estimated": estimated})
     return tables
 
