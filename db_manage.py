@@ -173,6 +173,14 @@ def status(as_json):
 
 
 @cli.command()
+def check():
+    """Exit 1, listing each difference, unless models, migrations and database agree (for CI)."""
+    from app.check import check
+
+    in_app(check)
+
+
+@cli.command()
 def version():
     """Print the PostgreSQL server's version line."""
     from app.status import server_version

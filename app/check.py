@@ -1,0 +1,77 @@
+"""`check`: do the models, the migrations and the database agree? (for CI)"""
+import click
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from flask import current_app
+
+from app import db
+from app.errors import Failure
+
+COMPARE_OPTIONS = ("include_schemas", "include_name", "compare_type", "compare_server_default")
+
+
+def check():
+    """Print every difference in words and raise Failure if there is any; say so when all agree."""
+    problems = revision_problems() + [describe(diff) for diff in model_differences()]
+    db.engine.dispose()
+    for problem in problems:
+        click.echo(f"- {problem}")
+    if problems:
+        raise Failure(f"{len(problems)} difference(s) between the models, the migrations and the database.")
+    click.echo("The models, the migrations and the database agree.")
+
+
+def revision_problems():
+    """Return sentences for a database not at the single head of the migrations."""
+    script = ScriptDirectory.from_config(current_app.extensions["migrate"].migrate.get_config())
+    heads = list(script.get_heads())
+    with db.engine.connect() as connection:
+        current = list(MigrationContext.configure(connection).get_current_heads())
+    problems = []
+    if len(heads) > 1:
+        problems.append(f"the migrations have {len(heads)} heads ({', '.join(heads)}): merge them")
+    if sorted(current) != sorted(heads):
+        problems.append(f"the database is behind: at {', '.join(current) or 'base'}, head is {', '.join(heads)} "
+                        "(run `python db_manage.py upgrade`)")
+    return problems
+
+
+def model_differences():
+    """Return Alembic's differences between the models and the database, with the project's compare settings."""
+    args = current_app.extensions["migrate"].configure_args
+    with db.engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"target_metadata": db.metadata, **{k: args[k] for k in COMPARE_OPTIONS}})
+        return flatten(compare_metadata(context, db.metadata))
+
+
+def flatten(diffs):
+    """Return the diffs with Alembic's grouped column modifications unpacked."""
+    return [item for diff in diffs for item in (diff if isinstance(diff, list) else [diff])]
+
+
+def describe(diff):
+    """Return one Alembic difference as a sentence."""
+    kind = diff[0]
+    if kind in ("add_table", "remove_table"):
+        where = "in the models, not in the database" if kind == "add_table" else "in the database, not in the models"
+        return f"table {_qualified(diff[1].schema, diff[1].name)} is {where}"
+    if kind in ("add_column", "remove_column"):
+        _, schema, table, column = diff
+        where = "in the models, not in the database" if kind == "add_column" else "in the database, not in the models"
+        return f"column {_qualified(schema, table)}.{column.name} is {where}"
+    if kind.startswith("modify_"):
+        _, schema, table, column, _, existing, new = diff
+        what = {"modify_type": "type", "modify_nullable": "nullable", "modify_default": "server default"}.get(kind, kind)
+        return f"column {_qualified(schema, table)}.{column}: {what} is {existing!r} in the database, {new!r} in the models"
+    obj = diff[1]
+    where = "in the models, not in the database" if kind.startswith("add") else "in the database, not in the models"
+    label = {"index": "index", "constraint": "constraint", "fk": "foreign key"}[kind.split("_", 1)[1]]
+    table = getattr(getattr(obj, "table", None), "name", getattr(obj, "parent", None))
+    return f"{label} {obj.name} on {table} is {where}"
+
+
+def _qualified(schema, name):
+    """Return schema.name, or name in the default schema."""
+    return f"{schema}.{name}" if schema else name

@@ -1,0 +1,31 @@
+"""check: exit 0 when models, migrations and database agree; exit 1 listing each difference."""
+
+
+def test_check_passes_when_everything_agrees(cli, database):
+    result = cli("check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "agree" in result.stdout
+
+
+def test_check_reports_a_database_behind_head(cli, database, head_revision):
+    assert cli("downgrade", "base").returncode == 0
+    result = cli("check")
+    assert result.returncode == 1
+    assert f"the database is behind: at base, head is {head_revision}" in result.stdout
+
+
+def test_check_lists_every_drift_in_words(cli, database):
+    database.execute("ALTER TABLE users ADD COLUMN nickname int")
+    database.execute("ALTER TABLE posts ALTER COLUMN title TYPE varchar(100)")
+    database.execute("ALTER TABLE posts ALTER COLUMN content DROP NOT NULL")
+    database.execute("CREATE INDEX ix_extra ON users (email)")
+    database.execute("DROP TABLE analytics.page_views")
+    result = cli("check")
+    assert result.returncode == 1
+    for words in ("column users.nickname is in the database, not in the models",
+                  "column posts.title: type is VARCHAR(length=100) in the database, String(length=200) in the models",
+                  "column posts.content: nullable is True in the database, False in the models",
+                  "index ix_extra on users is in the database, not in the models",
+                  "table analytics.page_views is in the models, not in the database"):
+        assert words in result.stdout
+    assert "5 difference(s)" in result.stderr
