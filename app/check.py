@@ -2,11 +2,11 @@
 import click
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from flask import current_app
 
 from app import db
 from app.errors import Failure
+from app.migration_hooks import script_directory
 
 COMPARE_OPTIONS = ("include_schemas", "include_name", "compare_type", "compare_server_default")
 
@@ -24,7 +24,7 @@ def check():
 
 def revision_problems():
     """Return sentences for a database not at the single head of the migrations."""
-    script = ScriptDirectory.from_config(current_app.extensions["migrate"].migrate.get_config())
+    script = script_directory()
     heads = list(script.get_heads())
     with db.engine.connect() as connection:
         current = list(MigrationContext.configure(connection).get_current_heads())

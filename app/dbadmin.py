@@ -2,7 +2,7 @@
 from contextlib import contextmanager
 
 from psycopg2 import errors, sql
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
@@ -53,3 +53,21 @@ def drop_database(url):
 def execute_composed(connection, statement):
     """Run a psycopg2 sql.Composed statement (identifiers quoted by psycopg2) on a SQLAlchemy connection."""
     return connection.exec_driver_sql(statement.as_string(connection.connection.dbapi_connection))
+
+
+# The application's tables (never system ones, never alembic_version), optionally one schema or name:
+# oid, schema, name, size in bytes, and the planner's row estimate (-1 before any ANALYZE).
+APPLICATION_TABLES = text("""
+    SELECT c.oid, n.nspname, c.relname, pg_relation_size(c.oid), c.reltuples
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+      AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+      AND (CAST(:schema AS text) IS NULL OR n.nspname = :schema)
+      AND (CAST(:name AS text) IS NULL OR c.relname = :name)
+      AND NOT (n.nspname = 'public' AND c.relname = 'alembic_version')
+    ORDER BY 2, 3""")
+
+
+def application_tables(connection, schema=None, name=None):
+    """Return (oid, schema, name, bytes, estimated rows) for the application's tables, filtered if asked."""
+    return connection.execute(APPLICATION_TABLES, {"schema": schema, "name": name}).all()

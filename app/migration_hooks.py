@@ -7,6 +7,7 @@ both pass them to context.configure(), so they survive `flask db init` in an emp
 import logging
 
 from alembic.operations import ops
+from alembic.script import ScriptDirectory
 from flask import current_app
 from sqlalchemy import inspect
 
@@ -23,6 +24,16 @@ def configure_args():
         "include_name": include_name,
         "process_revision_directives": process_revision_directives,
     }
+
+
+def alembic_config(autogenerate=False):
+    """Return Flask-Migrate's Alembic configuration for the current app."""
+    return current_app.extensions["migrate"].migrate.get_config(opts=["autogenerate"] if autogenerate else None)
+
+
+def script_directory():
+    """Return the migration scripts of the current app."""
+    return ScriptDirectory.from_config(alembic_config())
 
 
 def model_schemas():

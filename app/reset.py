@@ -11,9 +11,10 @@ from psycopg2 import sql
 from sqlalchemy import text
 
 from app import db
-from app.dbadmin import execute_composed
+from app.dbadmin import application_tables, execute_composed
 from app.confirm import confirm
 from app.errors import Failure
+from app.migration_hooks import alembic_config
 
 # Objects of an extension, and sequences owned by a column, go with their owner.
 NOT_OWNED = """NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = CAST('{catalog}' AS regclass)
@@ -41,14 +42,6 @@ PUBLIC_ROUTINES = text("""
     WHERE n.nspname = 'public' AND p.prokind IN ('f', 'p')
       AND """ + NOT_OWNED.format(catalog="pg_proc", oid="p.oid") + """
     ORDER BY 1""")
-TABLES = text("""
-    SELECT c.oid, n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
-      AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
-      AND (CAST(:schema AS text) IS NULL OR n.nspname = :schema)
-      AND (CAST(:name AS text) IS NULL OR c.relname = :name)
-      AND NOT (n.nspname = 'public' AND c.relname = 'alembic_version')
-    ORDER BY 2, 3""")
 REFERENCING_CLOSURE = text("""
     WITH RECURSIVE hit(oid) AS (
         SELECT unnest(CAST(:oids AS oid[]))
@@ -108,7 +101,7 @@ def drop_plan(connection):
 
 def migrate_to_head(connection):
     """Run `flask db upgrade` inside the caller's transaction on connection."""
-    config = current_app.extensions["migrate"].migrate.get_config()
+    config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
 
@@ -135,12 +128,12 @@ def resolve_targets(connection, table, schema):
     if schema is not None:
         if not connection.execute(text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": schema}).first():
             raise Failure(f"Unknown schema {schema!r}: nothing was changed.")
-        found = connection.execute(TABLES, {"schema": schema, "name": None}).all()
+        found = [row[:3] for row in application_tables(connection, schema)]
         if not found:
             raise Failure(f"Schema {schema!r} has no table to empty: nothing was changed.")
         return found
     schema_part, _, name = table.rpartition(".")
-    found = connection.execute(TABLES, {"schema": schema_part or None, "name": name}).all()
+    found = [row[:3] for row in application_tables(connection, schema_part or None, name)]
     if not found:
         raise Failure(f"Unknown table {table!r} (the migration history table is never emptied): nothing was changed.")
     if len(found) > 1:
@@ -151,7 +144,7 @@ def resolve_targets(connection, table, schema):
 
 def table_names(connection, schema):
     """Return the names of the tables of schema."""
-    return [name for _, _, name in connection.execute(TABLES, {"schema": schema, "name": None})]
+    return [row[2] for row in application_tables(connection, schema)]
 
 
 def describe_database():

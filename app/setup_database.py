@@ -9,6 +9,7 @@ from flask_migrate import Config as MigrateConfig
 from sqlalchemy.engine import make_url
 
 from app import PROJECT_ROOT, create_app, db, dbadmin
+from app.migration_hooks import alembic_config
 
 
 def setup_database(template):
@@ -48,16 +49,11 @@ def ensure_migrations_folder(template):
 def upgrade_to_head():
     """Run `flask db upgrade`: apply every pending migration."""
     click.echo("$ flask db upgrade", err=True)
-    command.upgrade(_alembic_config(), "head")
+    command.upgrade(alembic_config(), "head")
 
 
 def write_migration_if_models_differ(message):
     """Run `flask db migrate` with message; return True when the models differed and a file was written."""
     click.echo(f"$ flask db migrate --message {message!r}", err=True)
-    script = command.revision(_alembic_config(autogenerate=True), message=message, autogenerate=True)
+    script = command.revision(alembic_config(autogenerate=True), message=message, autogenerate=True)
     return bool(script)
-
-
-def _alembic_config(autogenerate=False):
-    """Return Flask-Migrate's Alembic configuration for the current app."""
-    return current_app.extensions["migrate"].migrate.get_config(opts=["autogenerate"] if autogenerate else None)

@@ -3,23 +3,16 @@ import json
 
 import click
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from flask import current_app
 from psycopg2 import sql
 from sqlalchemy import text
 
 from app import db
-from app.dbadmin import execute_composed
+from app.dbadmin import application_tables, execute_composed
+from app.migration_hooks import script_directory
 
 # Tables up to this size are counted exactly; larger ones use the planner's estimate (pg_class.reltuples).
 EXACT_COUNT_MAX_BYTES = 32 * 1024 * 1024
-TABLES = text("""
-    SELECT n.nspname, c.relname, pg_relation_size(c.oid), c.reltuples FROM pg_class c
-    JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
-      AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
-      AND NOT (n.nspname = 'public' AND c.relname = 'alembic_version')
-    ORDER BY 1, 2""")
 
 
 def server_version():
@@ -30,7 +23,7 @@ def server_version():
 
 def status(exact_limit=EXACT_COUNT_MAX_BYTES):
     """Return the database's state as a dict: server, configuration, revisions, pending migrations, tables."""
-    script = ScriptDirectory.from_config(current_app.extensions["migrate"].migrate.get_config())
+    script = script_directory()
     with db.engine.connect() as connection:
         current = list(MigrationContext.configure(connection).get_current_heads())
         state = {
@@ -55,7 +48,7 @@ def pending(script, current):
 def table_rows(connection, exact_limit):
     """Return every application table with its rows: counted when small, estimated beyond exact_limit bytes."""
     tables = []
-    for schema, name, size, estimate in connection.execute(TABLES):
+    for _, schema, name, size, estimate in application_tables(connection):
         estimated = size > exact_limit and estimate >= 0  # -1: never analysed, so count after all
         if not estimated:
             statement = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, name))

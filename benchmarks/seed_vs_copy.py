@@ -7,10 +7,8 @@ median(baseline) / median(ours): 1.0 means as fast as COPY from psql.
 Usage: python benchmarks/seed_vs_copy.py [--users N] [--posts M] [--pairs K]
 """
 import argparse
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path

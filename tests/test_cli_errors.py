@@ -29,8 +29,8 @@ def test_missing_argument_is_a_usage_error(cli):
 def test_help_lists_every_command(cli, args):
     result = cli(*args)
     assert result.returncode == 0
-    for command in ("setup", "init", "migrate", "upgrade", "downgrade", "history", "current", "heads",
-                    "revision", "stamp", "help"):
+    for command in ("setup", "reset", "seed", "init", "migrate", "upgrade", "downgrade", "history", "current",
+                    "heads", "revision", "stamp", "status", "check", "version", "help"):
         assert f"  {command}" in result.stdout
 
 
