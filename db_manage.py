@@ -181,6 +181,34 @@ def check():
 
 
 @cli.command()
+@click.option("--output", type=click.Path(dir_okay=False), help="Markdown file to write.  [default: print the diagram]")
+def erd(output):
+    """Draw the models as a Mermaid entity-relationship diagram (no database needed)."""
+    from app.erd import erd
+
+    erd(output)
+
+
+@cli.command()
+@click.option("--output", type=click.Path(dir_okay=False), help="File to write.  [default: backups/backup_YYYYmmdd_HHMMSS.dump]")
+def backup(output):
+    """Dump the database with pg_dump (custom format, verified, mode 0600)."""
+    from app.backup import backup
+
+    in_app(backup, output)
+
+
+@cli.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--yes", is_flag=True, help="Skip the confirmation.  [default: ask on a terminal, refuse elsewhere]")
+def restore(path, yes):
+    """Restore a backup file into the configured database (created if missing)."""
+    from app.backup import restore
+
+    in_app(restore, path, yes)
+
+
+@cli.command()
 def version():
     """Print the PostgreSQL server's version line."""
     from app.status import server_version

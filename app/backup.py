@@ -1,0 +1,95 @@
+"""`backup` and `restore`: pg_dump's custom format, verified before it is kept, restored in one transaction."""
+import os
+import subprocess
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import click
+from alembic.runtime.migration import MigrationContext
+from flask import current_app
+from sqlalchemy.engine import make_url
+
+from app import PROJECT_ROOT, db, dbadmin
+from app.confirm import confirm
+from app.errors import Failure
+from app.pgtools import find_program, fitting_programs, libpq_env
+
+
+def backup(output=None):
+    """Dump the database to output (default backups/backup_YYYYmmdd_HHMMSS.dump), mode 0600; return its path."""
+    url = current_app.config["SQLALCHEMY_DATABASE_URI"]
+    target = Path(output or PROJECT_ROOT / "backups" / f"backup_{datetime.now():%Y%m%d_%H%M%S}.dump").resolve()
+    pg_dump, major = find_program("pg_dump", server_major())
+    pg_restore, _ = find_program("pg_restore", major)
+    click.echo(f"Using {pg_dump} (PostgreSQL {major}).", err=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    os.close(handle)  # created with mode 0600, which the final file keeps
+    started = time.monotonic()
+    try:
+        run([pg_dump, "--format=custom", f"--file={partial}"], url, "pg_dump failed")
+        run([pg_restore, "--list", partial], url, "the dump could not be read back by pg_restore --list")
+        os.replace(partial, target)
+    finally:
+        Path(partial).unlink(missing_ok=True)
+    size = target.stat().st_size
+    shown = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.1f} kB"
+    click.echo(f"Backup written to {target} ({shown} in {time.monotonic() - started:.1f} s).", err=True)
+    return target
+
+
+def restore(path, yes=False):
+    """Restore the dump at path into the configured database (created if missing), after confirmation."""
+    url = current_app.config["SQLALCHEMY_DATABASE_URI"]
+    dump = Path(path)
+    if not dump.is_file():
+        raise Failure(f"No backup file at {dump}: nothing was changed.")
+    pg_restore = readable_by(dump, url)
+    confirm(f"Restore {dump} into {current_app.config['DATABASE_DESCRIPTION']}: its objects are dropped "
+            "and replaced by the backup's.", yes)
+    created = dbadmin.create_database(url)
+    started = time.monotonic()
+    try:
+        run([pg_restore, "--clean", "--if-exists", "--no-owner", "--single-transaction", "--exit-on-error",
+             f"--dbname={make_url(url).database}", str(dump)], url, "pg_restore failed (nothing was restored)")
+    except Failure:
+        if created:  # leave the server as it was: no empty database behind
+            dbadmin.drop_database(url)
+        raise
+    if created:
+        click.echo(f"Created database {make_url(url).database!r}.", err=True)
+    with db.engine.connect() as connection:
+        revision = MigrationContext.configure(connection).get_current_revision()
+    db.engine.dispose()
+    click.echo(f"Restored {dump} in {time.monotonic() - started:.1f} s; "
+               f"the database is at revision {revision or 'none (no migration recorded)'}.", err=True)
+    return revision
+
+
+def readable_by(dump, url):
+    """Return the first fitting pg_restore that can read dump (--list), or raise Failure before anything changes."""
+    reason = "unknown error"
+    for pg_restore, _ in fitting_programs("pg_restore", server_major()):
+        listing = subprocess.run([str(pg_restore), "--list", str(dump)], capture_output=True, text=True)
+        if listing.returncode == 0:
+            return pg_restore
+        reason = (listing.stderr.strip().splitlines() or [reason])[-1]
+    raise Failure(f"{dump} is not a backup that pg_restore can read ({reason}): nothing was changed.")
+
+
+def server_major():
+    """Return the major version of the configured server (asked of its `postgres` database)."""
+    url = current_app.config["SQLALCHEMY_DATABASE_URI"]
+    with dbadmin.server_connection(url) as conn, conn.cursor() as cur:
+        cur.execute("SHOW server_version_num")
+        return int(cur.fetchone()[0]) // 10000
+
+
+def run(argv, url, what):
+    """Run a libpq program with the connection (password included) in its environment; raise Failure if it fails."""
+    result = subprocess.run([str(a) for a in argv], env=libpq_env(url), capture_output=True, text=True)
+    if result.returncode != 0:
+        detail = " ".join(result.stderr.strip().splitlines()[-2:]) or f"exit code {result.returncode}"
+        raise Failure(f"{what}: {detail}")

@@ -1,0 +1,60 @@
+"""PostgreSQL's client programs (pg_dump, pg_restore, psql): found, checked, and given the password safely."""
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from app import embedded
+from app.errors import Failure
+
+BINDIR_VARIABLE = "PG_BINDIR"  # set it to use only the programs of that folder
+
+
+def candidate_dirs():
+    """Return the folders that may hold PostgreSQL programs: PG_BINDIR alone if set, else PATH and the wheel's."""
+    if os.environ.get(BINDIR_VARIABLE):
+        return [Path(os.environ[BINDIR_VARIABLE])]
+    dirs = [Path(p).parent for p in [shutil.which("pg_dump")] if p]
+    dirs += sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+    dirs += embedded.bin_dirs()
+    return list(dict.fromkeys(dirs))
+
+
+def major_version(program):
+    """Return the major version that program reports with --version, or None if it does not run."""
+    try:
+        out = subprocess.run([str(program), "--version"], capture_output=True, text=True, timeout=10).stdout
+    except OSError:
+        return None
+    match = re.search(r"\(PostgreSQL\) (\d+)", out)
+    return int(match.group(1)) if match else None
+
+
+def fitting_programs(name, server_major):
+    """Return [(path, major)] of the programs `name` whose major version is >= server_major, lowest first."""
+    found = [(major_version(d / name), d / name) for d in candidate_dirs() if (d / name).exists()]
+    fitting = sorted((major, path) for major, path in found if major and major >= server_major)
+    if not fitting:
+        seen = ", ".join(f"{path} ({major or 'does not run'})" for major, path in found) or "none"
+        raise Failure(f"No {name} of version {server_major} or newer was found (the server runs PostgreSQL "
+                      f"{server_major}; found: {seen}). Install one, or set {BINDIR_VARIABLE} to its folder.")
+    return [(path, major) for major, path in fitting]
+
+
+def find_program(name, server_major):
+    """Return (path, major) of the program `name` closest to server_major among those not older; raise if none."""
+    return fitting_programs(name, server_major)[0]
+
+
+def libpq_env(url):
+    """Return the environment that points libpq programs at url, the password included (never on argv)."""
+    url = make_url(url)
+    host = url.query.get("host") or url.host or ""
+    env = {"PGHOST": host, "PGPORT": str(url.port or ""), "PGUSER": url.username or "",
+           "PGDATABASE": url.database, "PGPASSWORD": url.password or ""}
+    if url.query.get("sslmode"):
+        env["PGSSLMODE"] = url.query["sslmode"]
+    return {**os.environ, **{k: v for k, v in env.items() if v}}

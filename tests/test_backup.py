@@ -1,0 +1,99 @@
+"""backup and restore: verified, private dump files; restores that check first and confirm."""
+import re
+import stat
+
+from conftest import Database
+
+from app import dbadmin
+
+SAMPLE = (3, 5, 6)
+
+
+def fake_programs(folder, version, dump_body):
+    """Write fake pg_dump/pg_restore programs reporting version into folder; return folder."""
+    folder.mkdir()
+    for name, body in (("pg_dump", dump_body), ("pg_restore", "exit 0")):
+        program = folder / name
+        program.write_text(f'#!/bin/sh\nif [ "$1" = "--version" ]; then echo "{name} (PostgreSQL) {version}"; '
+                           f"exit 0; fi\n{body}\n")
+        program.chmod(0o755)
+    return folder
+
+
+def test_backup_writes_a_verified_private_file(cli, project, database):
+    assert cli("seed").returncode == 0
+    result = cli("backup")
+    assert result.returncode == 0, result.stderr
+    (dump,) = (project / "backups").iterdir()
+    assert dump.name.startswith("backup_") and dump.suffix == ".dump"
+    assert stat.S_IMODE(dump.stat().st_mode) == 0o600
+    assert dump.read_bytes()[:5] == b"PGDMP", "pg_dump's custom format"
+    assert re.search(r"Using \S+/pg_dump \(PostgreSQL \d+\)\.", result.stderr), "says which pg_dump it used"
+    shown = re.search(r"Backup written to \S+ \((\d+\.\d) kB in \d+\.\d s\)", result.stderr)
+    assert shown and abs(float(shown.group(1)) * 1000 - dump.stat().st_size) < 100, "size and time shown"
+
+
+def test_backup_and_restore_round_trip_into_a_new_database(cli, tmp_path, database, missing_database_url,
+                                                           head_revision):
+    assert cli("seed", "--users", "20", "--posts", "200").returncode == 0
+    dump = tmp_path / "round.dump"
+    assert cli("backup", "--output", str(dump)).returncode == 0
+    result = cli("restore", str(dump), "--yes", url=missing_database_url)
+    assert result.returncode == 0, result.stderr
+    assert f"at revision {head_revision}" in result.stderr
+    restored = Database(missing_database_url)
+    assert restored.counts() == database.counts() == (23, 205, 6)
+    assert restored.revision() == head_revision
+    assert restored.rows("SELECT * FROM posts ORDER BY id") == database.rows("SELECT * FROM posts ORDER BY id")
+
+
+def test_restore_over_an_existing_database_replaces_its_rows(cli, tmp_path, database):
+    assert cli("seed").returncode == 0
+    dump = tmp_path / "sample.dump"
+    assert cli("backup", "--output", str(dump)).returncode == 0
+    database.execute("DELETE FROM posts")
+    database.execute("INSERT INTO users (username, email) VALUES ('later', 'later@example.com')")
+    assert cli("restore", str(dump), "--yes").returncode == 0
+    assert database.counts() == SAMPLE
+    assert database.scalar("SELECT count(*) FROM users WHERE username = 'later'") == 0
+
+
+def test_backup_with_a_too_old_pg_dump_leaves_no_file(cli, project, tmp_path, database):
+    bindir = fake_programs(tmp_path / "old", "9.6", "exit 0")
+    result = cli("backup", env={"PG_BINDIR": str(bindir)})
+    assert result.returncode == 1
+    assert "No pg_dump of version" in result.stderr and "9" in result.stderr
+    assert not (project / "backups").exists() or not any((project / "backups").iterdir())
+
+
+def test_backup_whose_pg_dump_fails_midway_leaves_no_file(cli, project, tmp_path, database):
+    body = 'for a in "$@"; do case $a in --file=*) echo partial > "${a#--file=}";; esac; done\n' \
+           'echo "pg_dump: error: connection lost" >&2; exit 1'
+    bindir = fake_programs(tmp_path / "broken", "99", body)
+    result = cli("backup", env={"PG_BINDIR": str(bindir)})
+    assert result.returncode == 1
+    assert "pg_dump failed: pg_dump: error: connection lost" in result.stderr
+    assert list((project / "backups").iterdir()) == [], "neither the dump nor its partial file stays"
+
+
+def test_restore_of_a_missing_or_corrupt_file_touches_nothing(cli, tmp_path, database, missing_database_url):
+    assert cli("seed").returncode == 0
+    corrupt = tmp_path / "corrupt.dump"
+    corrupt.write_bytes(b"PGDMP this is not a real archive")
+    for path, message in ((tmp_path / "nope.dump", "No backup file at"), (corrupt, "is not a backup")):
+        for url in (None, missing_database_url):
+            result = cli("restore", str(path), "--yes", **({"url": url} if url else {}))
+            assert result.returncode == 1
+            assert message in result.stderr and "nothing was changed" in result.stderr
+    assert database.counts() == SAMPLE
+    assert not dbadmin.database_exists(missing_database_url)
+
+
+def test_restore_refuses_without_a_terminal(cli, tmp_path, database):
+    assert cli("seed").returncode == 0
+    dump = tmp_path / "sample.dump"
+    assert cli("backup", "--output", str(dump)).returncode == 0
+    database.execute("DELETE FROM posts")
+    result = cli("restore", str(dump))
+    assert result.returncode == 1 and "Pass --yes" in result.stderr
+    assert database.counts() == (3, 0, 6)
