@@ -128,6 +128,10 @@ def upgrade(revision, sql):
 @click.option("--sql", is_flag=True, help="Print the SQL instead of running it (needs FROM:TO).  [default: off]")
 def downgrade(revision, sql):
     """Revert migrations down to REVISION  [default: -1; `base` reverts all]."""
+    if revision == "base" and not sql:
+        from app.production_guard import refuse_on_production
+
+        in_app(refuse_on_production, "downgrade to base")
     return flask_db("downgrade", *([revision] if revision else []), *(["--sql"] if sql else []))
 
 

@@ -45,9 +45,22 @@ def load_config(app, config_name, overrides):
     app.config.from_object(configs[name])
     app.config["CONFIG_NAME"] = name
     app.config["SECRET_KEY"] = os.environ.get("SECRET_KEY") or ("dev-only-secret" if name != "production" else None)
+    app.config["MIGRATION_LOCK_TIMEOUT"] = seconds_setting("MIGRATION_LOCK_TIMEOUT", app.config["MIGRATION_LOCK_TIMEOUT"])
     app.config.update(overrides)
     if app.config["SECRET_KEY_REQUIRED"] and not app.config["SECRET_KEY"]:
         raise ConfigError(f"SECRET_KEY must be set for the {name} configuration (environment or .env).")
+
+
+def seconds_setting(variable, default):
+    """Return the environment variable as seconds (a number >= 0), else default; raise ConfigError if invalid."""
+    raw = os.environ.get(variable)
+    try:
+        value = default if raw is None else float(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ConfigError(f"{variable} must be a number of seconds (0 for no limit), not {raw!r}.")
+    return value
 
 
 def bind_database(app):

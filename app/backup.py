@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from app import PROJECT_ROOT, db, dbadmin
 from app.confirm import confirm
 from app.errors import Failure
+from app.production_guard import refuse_on_production
 from app.pgtools import find_program, fitting_programs, libpq_env
 
 
@@ -43,6 +44,7 @@ def backup(output=None):
 def restore(path, yes=False):
     """Restore the dump at path into the configured database (created if missing), after confirmation."""
     url = current_app.config["SQLALCHEMY_DATABASE_URI"]
+    refuse_on_production("restore over the database")
     dump = Path(path)
     if not dump.is_file():
         raise Failure(f"No backup file at {dump}: nothing was changed.")

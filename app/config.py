@@ -13,6 +13,7 @@ class Config:
     DATABASE_URL_VARIABLE = "DATABASE_URL"
     EMBEDDED_DATABASE = "app_development"
     SECRET_KEY_REQUIRED = False
+    MIGRATION_LOCK_TIMEOUT = 10.0  # seconds a migration statement may wait for a table lock; 0: no limit
 
 
 class DevelopmentConfig(Config):

@@ -55,7 +55,7 @@ def execute_composed(connection, statement):
     return connection.exec_driver_sql(statement.as_string(connection.connection.dbapi_connection))
 
 
-# The application's tables (never system ones, never alembic_version), optionally one schema or name:
+# The application's tables (never system ones, nor the tools' alembic_version and db_manage_metadata), optionally one schema or name:
 # oid, schema, name, size in bytes, and the planner's row estimate (-1 before any ANALYZE).
 APPLICATION_TABLES = text("""
     SELECT c.oid, n.nspname, c.relname, pg_relation_size(c.oid), c.reltuples
@@ -64,7 +64,7 @@ APPLICATION_TABLES = text("""
       AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
       AND (CAST(:schema AS text) IS NULL OR n.nspname = :schema)
       AND (CAST(:name AS text) IS NULL OR c.relname = :name)
-      AND NOT (n.nspname = 'public' AND c.relname = 'alembic_version')
+      AND NOT (n.nspname = 'public' AND c.relname IN ('alembic_version', 'db_manage_metadata'))
     ORDER BY 2, 3""")
 
 

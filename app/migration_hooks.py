@@ -43,9 +43,11 @@ def model_schemas():
 
 
 def include_name(name, type_, parent_names):
-    """Compare the default schema and the models' schemas only (never pg_*, information_schema or others)."""
+    """Compare the default schema and the models' schemas only, and never the tool's own table."""
     if type_ == "schema":
         return name in model_schemas()
+    if type_ == "table":
+        return name != "db_manage_metadata"  # the tool's own table, never the models'
     return True
 
 

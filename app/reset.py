@@ -15,6 +15,7 @@ from app.dbadmin import application_tables, execute_composed
 from app.confirm import confirm
 from app.errors import Failure
 from app.migration_hooks import alembic_config
+from app.production_guard import refuse_on_production
 
 # Objects of an extension, and sequences owned by a column, go with their owner.
 NOT_OWNED = """NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = CAST('{catalog}' AS regclass)
@@ -56,6 +57,7 @@ RELATION_KINDS = {"r": "TABLE", "p": "TABLE", "v": "VIEW", "m": "MATERIALIZED VI
 
 def reset(yes=False, table=None, schema=None, seed=False):
     """Empty the table or schema if one is named, else drop everything and migrate to head; seed if asked."""
+    refuse_on_production("reset the database")
     if table is not None or schema is not None:  # an empty name is an unknown one, never "everything"
         emptied = empty_tables(table, schema, yes)
         click.echo(f"Emptied {len(emptied)} table(s): {', '.join(emptied)}.", err=True)

@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from app import db
 from app.models import PageView, Post, User
+from app.production_guard import refuse_on_production
 
 T0 = datetime(2025, 1, 6, 9, 30, tzinfo=timezone.utc)
 SAMPLE_USERS = [
@@ -48,6 +49,7 @@ SPAN = timedelta(days=730)  # generated timestamps spread over the two years bef
 
 def seed_database(users=0, posts=0):
     """Add the sample data set, then users and posts generated on top; say and return what was added."""
+    refuse_on_production("seed the database")
     with db.engine.connect() as connection, connection.begin():
         added = seed_sample(connection)
         if users or posts:

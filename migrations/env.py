@@ -5,6 +5,8 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 
+from app.migration_safety import migration_run, record_environment
+
 config = context.config
 fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger("alembic.env")
@@ -34,10 +36,12 @@ def run_migrations_online():
 
 
 def run_migrations_on(connection):
-    """Configure Alembic with the project's settings and run the migrations on connection."""
+    """Run the migrations on connection: one at a time (advisory lock), with a lock_timeout, in one transaction."""
     context.configure(connection=connection, target_metadata=migrate_ext.db.metadata, **migrate_ext.configure_args)
-    with context.begin_transaction():
-        context.run_migrations()
+    with migration_run(connection):
+        with context.begin_transaction():
+            context.run_migrations()
+            record_environment(connection)
 
 
 if context.is_offline_mode():

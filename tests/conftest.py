@@ -24,6 +24,8 @@ from app.setup_database import upgrade_to_head
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_FILES = ("db_manage.py", "run.py", "app", "migrations")
+# The tables the tool keeps for itself: migration history, and the configuration that migrated the database.
+TOOL_TABLES = {"public.alembic_version", "public.db_manage_metadata"}
 # Settings of the developer's shell that must not leak into the subprocesses under test.
 CLEARED_VARIABLES = ("DATABASE_URL", "TEST_DATABASE_URL", "FLASK_CONFIG", "FLASK_ENV", "FLASK_APP",
                      "DB_MANAGE_ANNOUNCE", "DB_MANAGE_VERBOSE", "SECRET_KEY")

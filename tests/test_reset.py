@@ -1,5 +1,5 @@
 """reset: drop everything and migrate to head, or empty a table or schema; always confirmed."""
-from conftest import versions
+from conftest import TOOL_TABLES, versions
 
 SAMPLE = (3, 5, 6)
 
@@ -16,7 +16,7 @@ def test_reset_empties_everything_and_stays_at_head(cli, database, head_revision
     assert "schema scratch (dropped): leftover" in result.stderr, "--yes still lists what it drops"
     assert database.counts() == (0, 0, 0)
     assert database.revision() == head_revision
-    assert database.tables() == {"public.users", "public.posts", "analytics.page_views", "public.alembic_version"}
+    assert database.tables() == {"public.users", "public.posts", "analytics.page_views"} | TOOL_TABLES
     assert "scratch" not in database.schemas()
     assert database.scalar("SELECT count(*) FROM pg_type WHERE typname = 'mood'") == 0
     assert database.scalar("SELECT count(*) FROM pg_proc WHERE proname = 'answer'") == 0

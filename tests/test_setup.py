@@ -1,11 +1,11 @@
 """setup: a missing database, a second run, the guide's nuclear option, and the embedded default."""
 import shutil
 
-from conftest import Database, versions
+from conftest import TOOL_TABLES, Database, versions
 
 from app import dbadmin, embedded
 
-APP_TABLES = {"public.users", "public.posts", "analytics.page_views", "public.alembic_version"}
+APP_TABLES = {"public.users", "public.posts", "analytics.page_views"} | TOOL_TABLES
 
 
 def test_setup_creates_a_missing_database_and_migrates_it(cli, project, missing_database_url, head_revision):
@@ -52,7 +52,7 @@ def test_nuclear_option_rebuilds_one_initial_revision(cli, project, missing_data
     assert database.revision() == files[0].split("_")[0]
     # The rebuilt revision goes down cleanly too, schema included.
     assert cli("downgrade", "base", url=missing_database_url).returncode == 0
-    assert database.tables() == {"public.alembic_version"}
+    assert database.tables() == TOOL_TABLES
     assert "analytics" not in database.schemas()
 
 

@@ -1,5 +1,5 @@
 """The guide's workflow: edit models, migrate, review, upgrade, downgrade, on a real database."""
-from conftest import add_model, versions
+from conftest import TOOL_TABLES, add_model, versions
 
 NOTE_MODEL = '''
 from app import db
@@ -111,7 +111,7 @@ def test_migrate_without_changes_writes_nothing(cli, project, database, head_rev
 
 def test_downgrade_base_and_upgrade_again(cli, database, head_revision):
     assert cli("downgrade", "base").returncode == 0
-    assert database.tables() == {"public.alembic_version"}
+    assert database.tables() == TOOL_TABLES
     assert "analytics" not in database.schemas()
     assert database.revision() is None
     assert cli("upgrade").returncode == 0

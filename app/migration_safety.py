@@ -1,0 +1,120 @@
+"""Safe migration runs, called by migrations/env.py (so `flask db upgrade` gets them too).
+
+- One migration at a time: a PostgreSQL advisory lock with a fixed key, waited for without
+  a timeout (saying once that it waits).
+- A lock_timeout on the migration's own statements (MIGRATION_LOCK_TIMEOUT, default 10 s),
+  so a migration queued behind a long transaction fails fast instead of blocking the table.
+- A failure named in one sentence: the revision, the database's message, and that nothing
+  was applied (the run is one transaction).
+- The configuration that migrated the database recorded in db_manage_metadata.
+"""
+import logging
+from contextlib import contextmanager
+
+import click
+from alembic.runtime.migration import MigrationContext
+from flask import current_app
+from psycopg2 import errors as pg_errors
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from app.errors import Failure
+
+# A fixed key for this application's migrations ("dbmanage" in ASCII); advisory locks are per database.
+MIGRATION_LOCK_KEY = 0x64626D616E616765
+METADATA_TABLE = "db_manage_metadata"  # the tool's own table, like Rails' ar_internal_metadata
+LOCK_SQL = {  # (try, wait) for a session lock, and for one released with the caller's transaction
+    False: (text("SELECT pg_try_advisory_lock(:key)"), text("SELECT pg_advisory_lock(:key)")),
+    True: (text("SELECT pg_try_advisory_xact_lock(:key)"), text("SELECT pg_advisory_xact_lock(:key)")),
+}
+
+
+class MigrationFailed(Failure):
+    """A migration run failed and was rolled back."""
+
+
+@contextmanager
+def migration_run(connection):
+    """Hold the migration lock and the lock timeout around a run; turn its database errors into one sentence."""
+    external = connection.in_transaction()  # a caller's transaction (reset, tests): stay inside it
+    take_migration_lock(connection, transactional=external)
+    timeout = current_app.config["MIGRATION_LOCK_TIMEOUT"]
+    set_lock_timeout(connection, f"{int(timeout * 1000)}ms", local=external)
+    start = ", ".join(MigrationContext.configure(connection).get_current_heads()) or "base"
+    if not external:
+        connection.commit()  # Alembic begins its own transaction next
+    running = RunningStep()
+    try:
+        yield
+    except DBAPIError as exc:
+        raise MigrationFailed(failure_message(exc, running.step, start, timeout)) from exc
+    finally:
+        running.close()
+        if not external:
+            set_lock_timeout(connection, "0", local=False)
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            connection.commit()
+
+
+def take_migration_lock(connection, transactional):
+    """Take the migration lock, waiting as long as another migration holds it (never cut by lock_timeout)."""
+    try_lock, wait_lock = LOCK_SQL[transactional]
+    set_lock_timeout(connection, "0", local=transactional)
+    if connection.execute(try_lock, {"key": MIGRATION_LOCK_KEY}).scalar():
+        return
+    click.echo("Waiting for another migration of this database to finish...", err=True)
+    connection.execute(wait_lock, {"key": MIGRATION_LOCK_KEY})
+
+
+def set_lock_timeout(connection, value, local):
+    """Set lock_timeout for the session (or the transaction when local)."""
+    connection.execute(text("SELECT set_config('lock_timeout', :value, :local)"), {"value": value, "local": local})
+
+
+def record_environment(connection):
+    """Record, in the migration's transaction, which configuration migrated this database."""
+    connection.execute(text("""CREATE TABLE IF NOT EXISTS db_manage_metadata (
+        key text PRIMARY KEY, value text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())"""))
+    connection.execute(text("""INSERT INTO db_manage_metadata (key, value) VALUES ('environment', :name)
+        ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = now()"""),
+                       {"name": current_app.config["CONFIG_NAME"]})
+
+
+def recorded_environment(connection):
+    """Return the configuration name recorded in the database, or None."""
+    if connection.execute(text("SELECT to_regclass('public.db_manage_metadata')")).scalar() is None:
+        return None
+    return connection.execute(text("SELECT value FROM db_manage_metadata WHERE key = 'environment'")).scalar()
+
+
+def failure_message(exc, step, start, timeout):
+    """Return one sentence for a failed migration run."""
+    which = f"Migration {step}" if step else "The migration"
+    statement = " ".join((exc.statement or "").split())[:160]
+    if isinstance(exc.orig, pg_errors.LockNotAvailable):
+        return (f"{which} could not get its lock within {timeout:g} s (lock_timeout) for: {statement}. "
+                f"Another transaction holds a conflicting lock on that table. Nothing was applied: the "
+                f"database is still at {start}. Retry when that transaction ends, or raise "
+                "MIGRATION_LOCK_TIMEOUT (seconds; 0 waits without limit).")
+    message = " ".join(str(exc.orig).split())
+    return f"{which} failed: {message}. Nothing was applied: the database is still at {start}."
+
+
+class RunningStep(logging.Handler):
+    """Remembers the step Alembic announces ("Running upgrade A -> B, message") while it runs."""
+
+    LOGGER = "alembic.runtime.migration"
+
+    def __init__(self):
+        super().__init__()
+        self.step = None
+        logging.getLogger(self.LOGGER).addHandler(self)
+
+    def emit(self, record):
+        message = record.getMessage()
+        if message.startswith("Running "):
+            self.step = message.removeprefix("Running ")
+
+    def close(self):
+        logging.getLogger(self.LOGGER).removeHandler(self)
+        super().close()
