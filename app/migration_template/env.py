@@ -4,6 +4,7 @@ from logging.config import fileConfig
 
 from alembic import context
 from flask import current_app
+from sqlalchemy.engine import Connection
 
 from app.migration_safety import migration_run, record_environment
 
@@ -26,12 +27,13 @@ def run_migrations_online():
 
     A caller may pass its own connection in config.attributes["connection"] (Alembic's
     cookbook recipe): the migrations then run inside that caller's transaction, as
-    `reset` does so that a failed migration also undoes its drops.
+    `reset` does so that a failed migration also undoes its drops. An engine passed
+    there (as pytest-alembic does) is used instead of the application's.
     """
-    connection = config.attributes.get("connection")
-    if connection is not None:
-        return run_migrations_on(connection)
-    with migrate_ext.db.engine.connect() as connection:
+    connectable = config.attributes.get("connection")
+    if isinstance(connectable, Connection):
+        return run_migrations_on(connectable)
+    with (connectable or migrate_ext.db.engine).connect() as connection:
         run_migrations_on(connection)
 
 
