@@ -33,6 +33,19 @@ def flask_db(*args):
     return code if code in (0, 1, 2) else 1
 
 
+def lint_new_revisions(run, *args):
+    """Run `flask db ARGS`; lint the revision files it wrote, warning only; return its exit code."""
+    versions = os.path.join(ROOT, "migrations", "versions")
+    before = set(os.listdir(versions)) if os.path.isdir(versions) else set()
+    code = run(*args)
+    written = [os.path.join(versions, f) for f in sorted(set(os.listdir(versions)) - before) if f.endswith(".py")]
+    if code == 0 and written:
+        from app.lint import lint_files
+
+        in_app(lint_files, written)
+    return code
+
+
 def in_app(work, *args):
     """Run work(*args) in this process, inside the application context, and return its result."""
     from app import create_app
@@ -111,8 +124,8 @@ def init():
 @cli.command()
 @click.argument("message")
 def migrate(message):
-    """Write a migration from your model changes (autogenerate)."""
-    return flask_db("migrate", "--message", message)
+    """Write a migration from your model changes (autogenerate), then lint it."""
+    return lint_new_revisions(flask_db, "migrate", "--message", message)
 
 
 @cli.command()
@@ -133,6 +146,16 @@ def downgrade(revision, sql):
 
         in_app(refuse_on_production, "downgrade to base")
     return flask_db("downgrade", *([revision] if revision else []), *(["--sql"] if sql else []))
+
+
+@cli.command()
+@click.argument("revisions", nargs=-1)
+@click.option("--exclude", multiple=True, metavar="RULE", help="A squawk rule to skip (repeatable).  [default: none]")
+def lint(revisions, exclude):
+    """Flag migration operations unsafe on a live database (default: every revision)."""
+    from app.lint import lint
+
+    in_app(lint, revisions, exclude)
 
 
 @cli.command()
@@ -157,7 +180,7 @@ def heads():
 @click.argument("message")
 def revision(message):
     """Write an empty migration to fill in by hand (data, raw SQL)."""
-    return flask_db("revision", "--message", message)
+    return lint_new_revisions(flask_db, "revision", "--message", message)
 
 
 @cli.command()
