@@ -249,3 +249,14 @@ def add_model(project, module, source):
     init = project / "app" / "models" / "__init__.py"
     init.write_text(init.read_text() + f"from app.models.{module} import *  # noqa: F401,F403\n")
 
+
+
+def fake_pg_programs(folder, version, body):
+    """Write fake pg_dump and pg_restore into folder: they report version and run the shell body; return folder."""
+    folder.mkdir()
+    for name in ("pg_dump", "pg_restore"):
+        script = "#!/bin/sh\n" + f'if [ "$1" = "--version" ]; then echo "{name} (PostgreSQL) {version}"; exit 0; fi\n'
+        program = folder / name
+        program.write_text(script + body(name) + "\n")
+        program.chmod(0o755)
+    return folder

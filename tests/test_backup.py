@@ -2,22 +2,11 @@
 import re
 import stat
 
-from conftest import Database
+from conftest import Database, fake_pg_programs
 
 from app import dbadmin
 
 SAMPLE = (3, 5, 6)
-
-
-def fake_programs(folder, version, dump_body):
-    """Write fake pg_dump/pg_restore programs reporting version into folder; return folder."""
-    folder.mkdir()
-    for name, body in (("pg_dump", dump_body), ("pg_restore", "exit 0")):
-        program = folder / name
-        program.write_text(f'#!/bin/sh\nif [ "$1" = "--version" ]; then echo "{name} (PostgreSQL) {version}"; '
-                           f"exit 0; fi\n{body}\n")
-        program.chmod(0o755)
-    return folder
 
 
 def test_backup_writes_a_verified_private_file(cli, project, database):
@@ -59,7 +48,7 @@ def test_restore_over_an_existing_database_replaces_its_rows(cli, tmp_path, data
 
 
 def test_backup_with_a_too_old_pg_dump_leaves_no_file(cli, project, tmp_path, database):
-    bindir = fake_programs(tmp_path / "old", "9.6", "exit 0")
+    bindir = fake_pg_programs(tmp_path / "old", "9.6", lambda name: "exit 0")
     result = cli("backup", env={"PG_BINDIR": str(bindir)})
     assert result.returncode == 1
     assert "No pg_dump of version" in result.stderr and "9" in result.stderr
@@ -69,7 +58,7 @@ def test_backup_with_a_too_old_pg_dump_leaves_no_file(cli, project, tmp_path, da
 def test_backup_whose_pg_dump_fails_midway_leaves_no_file(cli, project, tmp_path, database):
     body = 'for a in "$@"; do case $a in --file=*) echo partial > "${a#--file=}";; esac; done\n' \
            'echo "pg_dump: error: connection lost" >&2; exit 1'
-    bindir = fake_programs(tmp_path / "broken", "99", body)
+    bindir = fake_pg_programs(tmp_path / "broken", "99", lambda name: body if name == "pg_dump" else "exit 0")
     result = cli("backup", env={"PG_BINDIR": str(bindir)})
     assert result.returncode == 1
     assert "pg_dump failed: pg_dump: error: connection lost" in result.stderr

@@ -4,7 +4,7 @@ import sys
 import time
 
 import pytest
-from conftest import cli_env, versions
+from conftest import cli_env, fake_pg_programs, versions
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
@@ -163,15 +163,10 @@ def test_pg_dump_gets_the_password_from_its_environment_not_argv(cli, tmp_path, 
 
     secret = "Sup3r-S3cret-pw"
     url = make_url(database_url).set(password=secret).render_as_string(hide_password=False)
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
     record = tmp_path / "record"
-    for name in ("pg_dump", "pg_restore"):
-        program = bindir / name
-        program.write_text(f'#!/bin/sh\nif [ "$1" = "--version" ]; then echo "{name} (PostgreSQL) 99"; exit 0; fi\n'
-                           f'echo "$@" >> {record}.argv\necho "$PGPASSWORD" >> {record}.env\n'
-                           'for a in "$@"; do case $a in --file=*) echo PGDMP > "${a#--file=}";; esac; done\n')
-        program.chmod(0o755)
+    body = (f'echo "$@" >> {record}.argv\necho "$PGPASSWORD" >> {record}.env\n'
+            'for a in "$@"; do case $a in --file=*) echo PGDMP > "${a#--file=}";; esac; done')
+    bindir = fake_pg_programs(tmp_path / "bin", "99", lambda name: body)
     result = cli("backup", "--output", str(tmp_path / "x.dump"), url=url, env={"PG_BINDIR": str(bindir)})
     assert result.returncode == 0, result.stderr
     assert secret not in (tmp_path / "record.argv").read_text()
