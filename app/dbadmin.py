@@ -56,9 +56,11 @@ def execute_composed(connection, statement):
 
 
 # The application's tables (never system ones, nor the tools' alembic_version and db_manage_metadata), optionally one schema or name:
-# oid, schema, name, size in bytes, and the planner's row estimate (-1 before any ANALYZE).
+# oid, schema, name, size in bytes, and an estimate of its rows: the statistics' live-row counter,
+# else the planner's reltuples, else -1 (no statistics yet).
 APPLICATION_TABLES = text("""
-    SELECT c.oid, n.nspname, c.relname, pg_relation_size(c.oid), c.reltuples
+    SELECT c.oid, n.nspname, c.relname, pg_relation_size(c.oid),
+           COALESCE(NULLIF(pg_stat_get_live_tuples(c.oid), 0), c.reltuples)
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
       AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'

@@ -11,7 +11,7 @@ from app import db
 from app.dbadmin import application_tables, execute_composed
 from app.migration_hooks import script_directory
 
-# Tables up to this size are counted exactly; larger ones use the planner's estimate (pg_class.reltuples).
+# Tables up to this size are counted exactly; larger ones use PostgreSQL's statistics (live rows, reltuples).
 EXACT_COUNT_MAX_BYTES = 32 * 1024 * 1024
 
 
@@ -49,7 +49,7 @@ def table_rows(connection, exact_limit):
     """Return every application table with its rows: counted when small, estimated beyond exact_limit bytes."""
     tables = []
     for _, schema, name, size, estimate in application_tables(connection):
-        estimated = size > exact_limit and estimate >= 0  # -1: never analysed, so count after all
+        estimated = size > exact_limit and estimate >= 0  # -1: no statistics yet, so count after all
         if not estimated:
             statement = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, name))
             estimate = execute_composed(connection, statement).scalar()
@@ -78,4 +78,4 @@ def show_status(as_json):
         rows = f"~{t['rows']:,}" if t["estimated"] else f"{t['rows']:,}"
         click.echo(f"  {t['schema'] + '.' + t['name']:<{width}}  {rows:>12}")
     if any(t["estimated"] for t in state["tables"]):
-        click.echo("  (~ the planner's estimate, for tables over 32 MB)")
+        click.echo("  (~ estimated from PostgreSQL's statistics, for tables over 32 MB)")

@@ -1,0 +1,26 @@
+"""The benchmark script runs (quick mode, tiny sizes) and cleans up: a smoke test, no timing assertion."""
+import subprocess
+import sys
+
+from conftest import ROOT, cli_env, sibling_url
+
+from app import dbadmin
+
+FIGURES = ("`upgrade` at head", "`setup` on a fresh checkout", "`seed --users 1000 --posts 300`", "seed scaling",
+           "`reset --yes` on a seeded database", "`status` with a 300-row table", "`backup` of the 300-post database")
+
+
+def test_benchmarks_run_in_quick_mode_on_a_tiny_size(server_url, tmp_path):
+    base = sibling_url(server_url, "smoke")
+    output = tmp_path / "RESULTS.md"
+    result = subprocess.run([sys.executable, "benchmarks/run.py", "--quick", "--pairs", "1", "--posts", "300",
+                             "--output", str(output)], cwd=ROOT, env=cli_env(base), capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = output.read_text()
+    assert "PostgreSQL" in text and "cores" in text
+    for figure in FIGURES:
+        assert f"| {figure} |" in text
+    with dbadmin.server_connection(base) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_database WHERE datname LIKE %s", (f"{server_url.database}_smoke%",))
+        assert cur.fetchone()[0] == 0, "the scratch databases are dropped"
