@@ -172,8 +172,8 @@ def current():
 
 @cli.command()
 def heads():
-    """Show the newest revision(s) in migrations/."""
-    return flask_db("heads")
+    """Show the newest revision(s) in migrations/, with message and file."""
+    return flask_db("heads", "--verbose")
 
 
 @cli.command()
@@ -185,9 +185,17 @@ def revision(message):
 
 @cli.command()
 @click.argument("revision")
-def stamp(revision):
+@click.option("--purge", is_flag=True, help="First forget what the database records (a lost revision).  [default: off]")
+def stamp(revision, purge):
     """Record REVISION as the database's revision; runs no migration."""
-    return flask_db("stamp", revision)
+    return flask_db("stamp", *(["--purge"] if purge else []), revision)
+
+
+@cli.command()
+@click.option("-m", "--message", default="Merge heads", help="The merge revision's message.  [default: Merge heads]")
+def merge(message):
+    """Write a revision that joins every head (after two branches each added a migration)."""
+    return flask_db("merge", "--message", message, "heads")
 
 
 @cli.command()

@@ -7,6 +7,7 @@ from flask import current_app
 from app import db
 from app.errors import Failure
 from app.migration_hooks import script_directory
+from app.revisions import ensure_known
 
 COMPARE_OPTIONS = ("include_schemas", "include_name", "compare_type", "compare_server_default")
 
@@ -28,6 +29,7 @@ def revision_problems():
     heads = list(script.get_heads())
     with db.engine.connect() as connection:
         current = list(MigrationContext.configure(connection).get_current_heads())
+    ensure_known(script, current)
     problems = []
     if len(heads) > 1:
         problems.append(f"the migrations have {len(heads)} heads ({', '.join(heads)}): merge them")

@@ -5,6 +5,7 @@ Flask-Migrate's stock template writes and the project's own template (app/migrat
 both pass them to context.configure(), so they survive `flask db init` in an empty folder.
 """
 import logging
+import sys
 
 from alembic.operations import ops
 from alembic.script import ScriptDirectory
@@ -56,7 +57,8 @@ def process_revision_directives(context, revision, directives):
     script = directives[0]
     if getattr(context.config.cmd_opts, "autogenerate", False) and script.upgrade_ops.is_empty():
         directives[:] = []
-        log.info("No changes in schema detected.")
+        loaded = ", ".join(sorted(m for m in sys.modules if m.startswith("app.models.")))
+        log.info(f"No changes in schema detected; no migration written (model modules loaded: {loaded}).")
         return
     add_schema_operations(context.connection, script)
 

@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from app.errors import Failure
+from app.revisions import ensure_at_head, ensure_known, ensure_single_head
 
 # A fixed key for this application's migrations ("dbmanage" in ASCII); advisory locks are per database.
 MIGRATION_LOCK_KEY = 0x64626D616E616765
@@ -34,17 +35,19 @@ class MigrationFailed(Failure):
 
 
 @contextmanager
-def migration_run(connection):
+def migration_run(connection, environment):
     """Hold the migration lock and the lock timeout around a run; turn its database errors into one sentence."""
     external = connection.in_transaction()  # a caller's transaction (reset, tests): stay inside it
     take_migration_lock(connection, transactional=external)
     timeout = current_app.config["MIGRATION_LOCK_TIMEOUT"]
-    set_lock_timeout(connection, f"{int(timeout * 1000)}ms", local=external)
-    start = ", ".join(MigrationContext.configure(connection).get_current_heads()) or "base"
-    if not external:
-        connection.commit()  # Alembic begins its own transaction next
-    running = RunningStep()
+    running, start = RunningStep(), "?"
     try:
+        set_lock_timeout(connection, f"{int(timeout * 1000)}ms", local=external)
+        current = MigrationContext.configure(connection).get_current_heads()
+        start = ", ".join(current) or "base"
+        check_before_run(environment, current)
+        if not external:
+            connection.commit()  # Alembic begins its own transaction next
         yield
     except DBAPIError as exc:
         raise MigrationFailed(failure_message(exc, running.step, start, timeout)) from exc
@@ -54,6 +57,22 @@ def migration_run(connection):
             set_lock_timeout(connection, "0", local=False)
             connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
             connection.commit()
+
+
+def check_before_run(environment, current):
+    """Refuse a run on a revision no file has, or an upgrade to `head` on branched migrations.
+
+    stamp is let through: it is the way out of a lost revision.
+    """
+    opts = environment.get_context().opts
+    step = getattr(opts.get("fn"), "__name__", "")
+    if step == "do_stamp":
+        return
+    ensure_known(environment.script, current)
+    if step == "upgrade" and opts.get("destination_rev") == "head":
+        ensure_single_head(environment.script)
+    if step == "retrieve_migrations" and getattr(environment.config.cmd_opts, "autogenerate", False):
+        ensure_at_head(environment.script, current)
 
 
 def take_migration_lock(connection, transactional):

@@ -7,7 +7,7 @@ from flask import current_app
 from psycopg2 import sql
 from sqlalchemy import text
 
-from app import db
+from app import db, revisions
 from app.dbadmin import application_tables, execute_composed
 from app.migration_hooks import script_directory
 
@@ -26,23 +26,18 @@ def status(exact_limit=EXACT_COUNT_MAX_BYTES):
     script = script_directory()
     with db.engine.connect() as connection:
         current = list(MigrationContext.configure(connection).get_current_heads())
+        revisions.ensure_known(script, current)
         state = {
             "database": current_app.config["DATABASE_DESCRIPTION"],
             "server_version": connection.execute(text("SHOW server_version")).scalar(),
             "config": current_app.config["CONFIG_NAME"],
             "current": current,
             "heads": list(script.get_heads()),
-            "pending": pending(script, current),
+            "pending": revisions.pending(script, current),
             "tables": table_rows(connection, exact_limit),
         }
     db.engine.dispose()
     return state
-
-
-def pending(script, current):
-    """Return the revisions between current and the heads, in the order upgrade would apply them."""
-    revisions = script.iterate_revisions(script.get_heads(), tuple(current) or "base")
-    return [{"revision": r.revision, "message": r.doc} for r in reversed(list(revisions))]
 
 
 def table_rows(connection, exact_limit):

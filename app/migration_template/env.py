@@ -40,7 +40,7 @@ def run_migrations_online():
 def run_migrations_on(connection):
     """Run the migrations on connection: one at a time (advisory lock), with a lock_timeout, in one transaction."""
     context.configure(connection=connection, target_metadata=migrate_ext.db.metadata, **migrate_ext.configure_args)
-    with migration_run(connection):
+    with migration_run(connection, context):
         with context.begin_transaction():
             context.run_migrations()
             record_environment(connection)

@@ -1,0 +1,52 @@
+"""Where the database stands against migrations/versions: lost revisions, pending ones, several heads."""
+from alembic.script.revision import ResolutionError
+from alembic.util import CommandError
+
+from app.errors import Failure
+
+
+def is_known(script, revision):
+    """Return True when a file in migrations/versions has revision."""
+    try:
+        return script.get_revision(revision) is not None
+    except (ResolutionError, CommandError):
+        return False
+
+
+def ensure_known(script, current):
+    """Raise Failure explaining the way out when the database records a revision no file has."""
+    lost = [revision for revision in current if not is_known(script, revision)]
+    if lost:
+        raise Failure(
+            f"The database records revision {', '.join(lost)}, but no file in migrations/versions has it. "
+            "Likely causes: a migration from another branch was applied to this database, or its file was "
+            "deleted or renamed. Two ways out: check out the code that has it and run `python db_manage.py "
+            "downgrade` there to a revision this checkout knows; or, if the tables already match a known revision, "
+            "record it with `python db_manage.py stamp --purge REVISION` (stamp changes no table). "
+            "Nothing was changed.")
+
+
+def ensure_single_head(script):
+    """Raise Failure naming the heads and the fix when the migrations have branched."""
+    heads = script.get_heads()
+    if len(heads) > 1:
+        described = "; ".join(f"{h} ({script.get_revision(h).doc})" for h in heads)
+        raise Failure(f"The migrations have {len(heads)} heads: {described}. Two branches each added a migration: "
+                      "join them with `python db_manage.py merge -m \"Merge branches\"`, then upgrade. "
+                      "Nothing was changed.")
+
+
+def pending(script, current):
+    """Return the revisions between current and the heads, in the order upgrade would apply them."""
+    revisions = script.iterate_revisions(script.get_heads(), tuple(current) or "base")
+    return [{"revision": r.revision, "message": r.doc} for r in reversed(list(revisions))]
+
+
+def ensure_at_head(script, current):
+    """Raise Failure naming the pending revisions when the database is behind head."""
+    waiting = pending(script, current)
+    if waiting:
+        names = "; ".join(f"{p['revision']} ({p['message']})" for p in waiting)
+        raise Failure(f"The database is not at head: {len(waiting)} migration(s) not applied yet: {names}. "
+                      "Apply them first with `python db_manage.py upgrade`, then run migrate again. "
+                      "No migration was written.")
