@@ -7,10 +7,12 @@ both pass them to context.configure(), so they survive `flask db init` in an emp
 import logging
 import sys
 
+import click
 from alembic.operations import ops
 from alembic.script import ScriptDirectory
 from flask import current_app
 from sqlalchemy import inspect
+from sqlalchemy.dialects import postgresql
 
 log = logging.getLogger("alembic.env")
 
@@ -61,6 +63,44 @@ def process_revision_directives(context, revision, directives):
         log.info(f"No changes in schema detected; no migration written (model modules loaded: {loaded}).")
         return
     add_schema_operations(context.connection, script)
+    for warning in rename_warnings(script.upgrade_ops):
+        click.echo(f"Warning: {warning}", err=True)
+
+
+def rename_warnings(upgrade_ops):
+    """Return a sentence for each drop + add of the same shape: autogenerate cannot tell it from a rename."""
+    warnings = []
+    for table_ops in (op for op in upgrade_ops.ops if isinstance(op, ops.ModifyTableOps)):
+        drops = [op for op in table_ops.ops if isinstance(op, ops.DropColumnOp)]
+        adds = [op for op in table_ops.ops if isinstance(op, ops.AddColumnOp)]
+        schema = f", schema={table_ops.schema!r}" if table_ops.schema else ""
+        for drop in drops:
+            for add in (a for a in adds if type_name(a.column.type) == type_name(drop.to_column().type)):
+                warnings.append(
+                    f"table {table_ops.table_name!r}: column {drop.column_name!r} is dropped and {add.column.name!r} "
+                    f"added with the same type ({type_name(add.column.type)}). If it is a rename, replace both in "
+                    f"the revision with op.alter_column({table_ops.table_name!r}, {drop.column_name!r}, "
+                    f"new_column_name={add.column.name!r}{schema}) (and the reverse in downgrade) to keep its data.")
+    dropped = [op for op in upgrade_ops.ops if isinstance(op, ops.DropTableOp)]
+    created = [op for op in upgrade_ops.ops if isinstance(op, ops.CreateTableOp)]
+    for drop in dropped:
+        for create in (c for c in created if shape(c.to_table()) == shape(drop.to_table())):
+            schema = f", schema={drop.schema!r}" if drop.schema else ""
+            warnings.append(
+                f"table {drop.table_name!r} is dropped and {create.table_name!r} created with the same columns. "
+                f"If it is a rename, replace both with op.rename_table({drop.table_name!r}, {create.table_name!r}"
+                f"{schema}) (and the reverse in downgrade) to keep its rows.")
+    return warnings
+
+
+def type_name(sql_type):
+    """Return the PostgreSQL spelling of a column type."""
+    return sql_type.compile(dialect=postgresql.dialect())
+
+
+def shape(table):
+    """Return a table's columns as {(name, type)}."""
+    return {(column.name, type_name(column.type)) for column in table.columns}
 
 
 def add_schema_operations(connection, script):

@@ -51,6 +51,10 @@ def migration_run(connection, environment):
         yield
     except DBAPIError as exc:
         raise MigrationFailed(failure_message(exc, running.step, start, timeout)) from exc
+    except ValueError as exc:  # alembic-postgresql-enum: rows still hold an enum value being removed
+        if not isinstance(exc.__cause__, DBAPIError):
+            raise
+        raise MigrationFailed(enum_value_message(exc.__cause__, running.step, start)) from exc
     finally:
         running.close()
         if not external:
@@ -117,6 +121,16 @@ def failure_message(exc, step, start, timeout):
                 "MIGRATION_LOCK_TIMEOUT (seconds; 0 waits without limit).")
     message = " ".join(str(exc.orig).split())
     return f"{which} failed: {message}. Nothing was applied: the database is still at {start}."
+
+
+def enum_value_message(exc, step, start):
+    """Return one sentence for an enum value removed while rows still hold it."""
+    message = " ".join(str(exc.orig).split())
+    value = message.rsplit(":", 1)[-1].strip()
+    return (f"Migration {step or ''} failed: rows still hold the enum value {value} that the revision removes "
+            f"({message}). Map it to a value that stays: in the revision, pass "
+            f"enum_values_to_rename=[({value.strip(chr(34))!r}, 'NEW VALUE')] to op.sync_enum_values(...), or "
+            f"update those rows first. Nothing was applied: the database is still at {start}.")
 
 
 class RunningStep(logging.Handler):

@@ -44,6 +44,8 @@ WORDS = ("database schema migration index query table column row server cache re
 # Small chunks keep the server busy while Python writes the next one (5000-row chunks ran 1.7x slower).
 CHUNK_ROWS = 100
 CHUNK_BYTES = 1 << 15
+# The posts' columns in the order post_lines writes them.
+POST_COLUMNS = "title, content, slug, published, status, created_at, updated_at, author_id"
 SPAN = timedelta(days=730)  # generated timestamps spread over the two years before T0
 
 
@@ -66,6 +68,7 @@ def seed_sample(connection):
     ids = dict(connection.execute(select(User.username, User.id).where(
         User.username.in_([u["username"] for u in SAMPLE_USERS]))).all())
     rows = [{"author_id": ids[author], "slug": slug, "title": title, "content": content, "published": published,
+             "status": "published" if published else "draft",
              "created_at": T0 + timedelta(days=4 + i), "updated_at": T0 + timedelta(days=4 + i)}
             for i, (author, slug, title, content, published) in enumerate(SAMPLE_POSTS) if author in ids]
     new_posts = connection.execute(
@@ -86,8 +89,7 @@ def seed_generated(connection, users, posts):
         copy_rows(connection, "users (username, email, created_at)", user_lines(user_start, users), bar)
         if posts:
             author_ids = connection.execute(select(User.id).order_by(User.id)).scalars().all()
-            copy_rows(connection, "posts (title, content, slug, published, created_at, updated_at, author_id)",
-                      post_lines(post_start, posts, author_ids), bar)
+            copy_rows(connection, f"posts ({POST_COLUMNS})", post_lines(post_start, posts, author_ids), bar)
     return {"generated users": users, "generated posts": posts}
 
 
@@ -109,9 +111,10 @@ def post_lines(start, count, author_ids):
         content = " ".join(rng.choices(sentences, k=rng.randint(2, 6)))
         created = T0 - SPAN * rng.random()
         updated = created + timedelta(hours=rng.randint(0, 240))
-        published = "t" if rng.random() < 0.7 else "f"
-        yield (f"{first.capitalize()} and {second}, part {i}\t{content}\t{first}-{second}-{i}\t{published}\t"
-               f"{created.isoformat()}\t{updated.isoformat()}\t{rng.choice(author_ids)}\n")
+        published = rng.random() < 0.7
+        yield (f"{first.capitalize()} and {second}, part {i}\t{content}\t{first}-{second}-{i}\t{'tf'[not published]}\t"
+               f"{'published' if published else 'draft'}\t{created.isoformat()}\t{updated.isoformat()}\t"
+               f"{rng.choice(author_ids)}\n")
 
 
 def copy_rows(connection, target, lines, bar):

@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 
 from app import create_app, db, dbadmin  # noqa: E402
 from app.pgtools import find_program, libpq_env  # noqa: E402
-from app.seed import post_lines, seed_database, user_lines  # noqa: E402
+from app.seed import POST_COLUMNS, post_lines, seed_database, user_lines  # noqa: E402
 from app.setup_database import upgrade_to_head  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -180,7 +180,7 @@ def seed_vs_copy(b, users, posts):
         out.writelines(post_lines(5, posts, list(range(1, 4 + users))))
     psql = [b.bindir / "psql", "--quiet", "--set=ON_ERROR_STOP=1",
             "-c", f"\\copy users (username, email, created_at) FROM '{users_file}'",
-            "-c", f"\\copy posts (title, content, slug, published, created_at, updated_at, author_id) FROM '{posts_file}'"]
+            "-c", f"\\copy posts ({POST_COLUMNS}) FROM '{posts_file}'"]
     a, base = b.pair(lambda: timed(OURS + ["seed", "--users", users, "--posts", posts], env=b.env(url)),
                      lambda: timed(psql, env=libpq_env(url)), before=lambda: b.sample(url))
     speed = median(base) / median(a)

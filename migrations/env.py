@@ -2,6 +2,7 @@
 import logging
 from logging.config import fileConfig
 
+import alembic_postgresql_enum  # noqa: F401  (creates, alters and drops PostgreSQL enum types)
 from alembic import context
 from flask import current_app
 from sqlalchemy.engine import Connection

@@ -229,6 +229,15 @@ def head_revision():
     return ScriptDirectory.from_config(_script_config(ROOT / "migrations")).get_current_head()
 
 
+@pytest.fixture(scope="session")
+def all_revisions():
+    """The repository's revisions, oldest first, as {"revision", "message"} dicts."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(_script_config(ROOT / "migrations"))
+    return [{"revision": r.revision, "message": r.doc} for r in reversed(list(script.walk_revisions()))]
+
+
 def _script_config(directory):
     """An Alembic config that only knows where the scripts are."""
     from alembic.config import Config

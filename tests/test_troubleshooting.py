@@ -104,3 +104,60 @@ def test_type_and_server_default_changes_are_detected(cli, project, database):
     assert cli("upgrade").returncode == 0
     assert database.columns("users")["username"]["type"].length == 100
     assert database.columns("posts")["published"]["default"] == "true"
+
+
+def test_a_column_or_table_rename_is_warned_with_the_edit_that_keeps_the_data(cli, project, database):
+    user, views = project / "app" / "models" / "user.py", project / "app" / "models" / "page_view.py"
+    user.write_text(user.read_text().replace("    email = db.Column(", "    email_address = db.Column("))
+    views.write_text(views.read_text().replace('__tablename__ = "page_views"', '__tablename__ = "visits"'))
+    result = cli("migrate", "Renames")
+    assert result.returncode == 0, result.stderr
+    assert "column 'email' is dropped and 'email_address' added with the same type (VARCHAR(120))" in result.stderr
+    assert "op.alter_column('users', 'email', new_column_name='email_address')" in result.stderr
+    assert "table 'page_views' is dropped and 'visits' created with the same columns" in result.stderr
+    assert "op.rename_table('page_views', 'visits', schema='analytics')" in result.stderr
+
+
+ENUMS_SQL = """SELECT n.nspname || '.' || t.typname || '=' || string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder)
+               FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_enum e ON e.enumtypid = t.oid
+               GROUP BY n.nspname, t.typname ORDER BY 1"""
+
+
+def enums(database):
+    """Return {'schema.type=value,value'} for every enum type of the database."""
+    return {row[0] for row in database.rows(ENUMS_SQL)}
+
+
+def test_enum_cycle_add_value_migrate_upgrade_downgrade_and_nothing_left(cli, project, database):
+    assert enums(database) == {"public.post_status=draft,published,archived"}
+    post, views = project / "app" / "models" / "post.py", project / "app" / "models" / "page_view.py"
+    post.write_text(post.read_text().replace('("draft", "published", "archived")',
+                                             '("draft", "published", "archived", "scheduled")'))
+    views.write_text(views.read_text().replace(
+        "    created_at = created_at_column()\n",
+        '    created_at = created_at_column()\n'
+        '    source = db.Column(db.Enum("web", "api", name="view_source", inherit_schema=True))\n'))
+    before = versions(project)
+    assert cli("migrate", "Scheduled posts, view sources").returncode == 0
+    (text,) = new_files(project, before)
+    assert "scheduled" in text and "view_source" in text
+    assert cli("upgrade").returncode == 0
+    assert enums(database) == {"public.post_status=draft,published,archived,scheduled",
+                               "analytics.view_source=web,api"}, "the enum lands beside its table"
+    assert cli("downgrade").returncode == 0
+    assert enums(database) == {"public.post_status=draft,published,archived"}
+    assert cli("downgrade", "base").returncode == 0
+    assert enums(database) == set(), "no type left behind in any schema"
+
+
+def test_removing_an_enum_value_still_in_use_says_which_and_how_to_map_it(cli, project, database, head_revision):
+    assert cli("seed").returncode == 0
+    database.execute("UPDATE posts SET status = 'archived' WHERE slug = 'draft-ideas'")
+    post = project / "app" / "models" / "post.py"
+    post.write_text(post.read_text().replace('("draft", "published", "archived")', '("draft", "published")'))
+    assert cli("migrate", "No more archive").returncode == 0
+    result = cli("upgrade")
+    assert result.returncode == 1
+    assert "archived" in result.stderr and "enum_values_to_rename" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert database.revision() == head_revision
