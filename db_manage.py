@@ -251,6 +251,46 @@ def version():
     click.echo(in_app(server_version))
 
 
+@cli.command()
+@click.option("-c", "--command", "sql", metavar="SQL", help="Run this one statement and exit.  [default: interactive]")
+def shell(sql):
+    """Open psql on the configured database (the password never on its command line)."""
+    from app.pgtools import shell
+
+    return in_app(shell, sql)
+
+
+@cli.group(cls=WorkflowGroup)
+def server():
+    """Start, stop or describe the embedded PostgreSQL in instance/pgdata."""
+
+
+@server.command("status")
+def server_status():
+    """Say whether the embedded server runs, where, which version, its size, and how to connect."""
+    from app import PROJECT_ROOT, embedded
+
+    click.echo(embedded.describe(PROJECT_ROOT / "instance" / "pgdata", "app_development"))
+
+
+@server.command("start")
+def server_start():
+    """Start the embedded server (every command also starts it on demand)."""
+    from app import PROJECT_ROOT, embedded
+
+    embedded.embedded_url(PROJECT_ROOT / "instance" / "pgdata", "postgres")
+    click.echo("The embedded PostgreSQL is running.")
+
+
+@server.command("stop")
+def server_stop():
+    """Stop the embedded server; the next command starts it again."""
+    from app import PROJECT_ROOT, embedded
+
+    stopped = embedded.stop(PROJECT_ROOT / "instance" / "pgdata")
+    click.echo("The embedded PostgreSQL is stopped." if stopped else "The embedded PostgreSQL was not running.")
+
+
 @cli.command("help")
 @click.argument("command", required=False)
 @click.pass_context

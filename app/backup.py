@@ -15,14 +15,14 @@ from app import PROJECT_ROOT, db, dbadmin
 from app.confirm import confirm
 from app.errors import Failure
 from app.production_guard import refuse_on_production
-from app.pgtools import find_program, fitting_programs, libpq_env
+from app.pgtools import find_program, fitting_programs, libpq_env, server_major
 
 
 def backup(output=None):
     """Dump the database to output (default backups/backup_YYYYmmdd_HHMMSS.dump), mode 0600; return its path."""
     url = current_app.config["SQLALCHEMY_DATABASE_URI"]
     target = Path(output or PROJECT_ROOT / "backups" / f"backup_{datetime.now():%Y%m%d_%H%M%S}.dump").resolve()
-    pg_dump, major = find_program("pg_dump", server_major())
+    pg_dump, major = find_program("pg_dump", server_major(url))
     pg_restore, _ = find_program("pg_restore", major)
     click.echo(f"Using {pg_dump} (PostgreSQL {major}).", err=True)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -73,20 +73,12 @@ def restore(path, yes=False):
 def readable_by(dump, url):
     """Return the first fitting pg_restore that can read dump (--list), or raise Failure before anything changes."""
     reason = "unknown error"
-    for pg_restore, _ in fitting_programs("pg_restore", server_major()):
+    for pg_restore, _ in fitting_programs("pg_restore", server_major(url)):
         listing = subprocess.run([str(pg_restore), "--list", str(dump)], capture_output=True, text=True)
         if listing.returncode == 0:
             return pg_restore
         reason = (listing.stderr.strip().splitlines() or [reason])[-1]
     raise Failure(f"{dump} is not a backup that pg_restore can read ({reason}): nothing was changed.")
-
-
-def server_major():
-    """Return the major version of the configured server (asked of its `postgres` database)."""
-    url = current_app.config["SQLALCHEMY_DATABASE_URI"]
-    with dbadmin.server_connection(url) as conn, conn.cursor() as cur:
-        cur.execute("SHOW server_version_num")
-        return int(cur.fetchone()[0]) // 10000
 
 
 def run(argv, url, what):

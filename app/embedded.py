@@ -32,6 +32,21 @@ def stop(pgdata):
     return True
 
 
+def describe(pgdata, database):
+    """Return the embedded server's state: running or not, folder, version, size, and how to connect."""
+    pgdata = Path(pgdata)
+    version = (pgdata / "PG_VERSION").read_text().strip() if (pgdata / "PG_VERSION").exists() else None
+    size = sum(f.stat().st_size for f in pgdata.rglob("*") if f.is_file() and not f.is_symlink()) if version else 0
+    lines = [f"Embedded PostgreSQL: {'running' if is_running(pgdata) else 'stopped'}",
+             f"Data directory:      {pgdata}" + ("" if version else " (not initialised yet)"),
+             f"Version:             {version or '-'}",
+             f"Size on disk:        {size / 1e6:.1f} MB"]
+    if version:
+        lines += [f"Connect:             psql -h {pgdata} -U postgres {database}   (or: python db_manage.py shell)",
+                  f"URL:                 postgresql://postgres@/{database}?host={pgdata}"]
+    return "\n".join(lines)
+
+
 def is_running(pgdata):
     """Return True when a server runs on the data directory pgdata."""
     info = _import_pgserver().utils.PostmasterInfo.read_from_pgdata(Path(pgdata))

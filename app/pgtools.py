@@ -5,9 +5,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from flask import current_app
 from sqlalchemy.engine import make_url
 
 from app import embedded
+from app.dbadmin import server_connection
 from app.errors import Failure
 
 BINDIR_VARIABLE = "PG_BINDIR"  # set it to use only the programs of that folder
@@ -33,20 +35,38 @@ def major_version(program):
     return int(match.group(1)) if match else None
 
 
-def fitting_programs(name, server_major):
-    """Return [(path, major)] of the programs `name` whose major version is >= server_major, lowest first."""
+def fitting_programs(name, minimum):
+    """Return [(path, major)] of the programs `name` whose major version is >= minimum, lowest first."""
     found = [(major_version(d / name), d / name) for d in candidate_dirs() if (d / name).exists()]
-    fitting = sorted((major, path) for major, path in found if major and major >= server_major)
+    fitting = sorted((major, path) for major, path in found if major and major >= minimum)
     if not fitting:
         seen = ", ".join(f"{path} ({major or 'does not run'})" for major, path in found) or "none"
-        raise Failure(f"No {name} of version {server_major} or newer was found (the server runs PostgreSQL "
-                      f"{server_major}; found: {seen}). Install one, or set {BINDIR_VARIABLE} to its folder.")
+        raise Failure(f"No {name} of version {minimum} or newer was found (the server runs PostgreSQL "
+                      f"{minimum}; found: {seen}). Install one, or set {BINDIR_VARIABLE} to its folder.")
     return [(path, major) for major, path in fitting]
 
 
-def find_program(name, server_major):
-    """Return (path, major) of the program `name` closest to server_major among those not older; raise if none."""
-    return fitting_programs(name, server_major)[0]
+def find_program(name, minimum):
+    """Return (path, major) of the program `name` closest to minimum among those not older; raise if none."""
+    return fitting_programs(name, minimum)[0]
+
+
+def server_major(url):
+    """Return the major version of url's server (asked of its `postgres` database)."""
+    with server_connection(url) as conn, conn.cursor() as cur:
+        cur.execute("SHOW server_version_num")
+        return int(cur.fetchone()[0]) // 10000
+
+
+def shell(command=None):
+    """Run psql on the configured database (interactive, or one command); return psql's exit code.
+
+    The password reaches psql through its environment, never its command line.
+    """
+    url = current_app.config["SQLALCHEMY_DATABASE_URI"]
+    psql, _ = find_program("psql", server_major(url))
+    return subprocess.run([str(psql), *(["--command", command] if command is not None else [])],
+                          env=libpq_env(url)).returncode
 
 
 def libpq_env(url):

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from app import create_app, db, dbadmin  # noqa: E402
-from app.pgtools import find_program, libpq_env  # noqa: E402
+from app.pgtools import find_program, libpq_env, server_major  # noqa: E402
 from app.seed import POST_COLUMNS, post_lines, seed_database, user_lines  # noqa: E402
 from app.setup_database import upgrade_to_head  # noqa: E402
 
@@ -130,13 +130,6 @@ def spread(runs):
     """Return 'median (min-max)' seconds of runs."""
     seconds = [r.seconds for r in runs]
     return f"{statistics.median(seconds):.3f} s ({min(seconds):.3f}-{max(seconds):.3f})"
-
-
-def server_major(url):
-    """Return the server's major version."""
-    with dbadmin.server_connection(url) as conn, conn.cursor() as cur:
-        cur.execute("SHOW server_version_num")
-        return int(cur.fetchone()[0]) // 10000
 
 
 class quiet:

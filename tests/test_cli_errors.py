@@ -30,7 +30,8 @@ def test_help_lists_every_command(cli, args):
     result = cli(*args)
     assert result.returncode == 0
     for command in ("setup", "reset", "seed", "init", "migrate", "upgrade", "downgrade", "history", "current",
-                    "heads", "revision", "stamp", "status", "check", "version", "help"):
+                    "heads", "revision", "stamp", "merge", "lint", "status", "check", "version", "erd", "backup",
+                    "restore", "shell", "server", "help"):
         assert f"  {command}" in result.stdout
 
 

@@ -1,0 +1,80 @@
+"""shell (psql on the configured database) and the embedded server's lifecycle."""
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import cli_env
+from sqlalchemy.engine import make_url
+
+from app import embedded
+
+SECRET = "Sh3ll-S3cret-pw"
+
+
+def psql_command_lines():
+    """Return the command lines of every running psql."""
+    lines = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"psql"):
+            lines.append(b" ".join(argv).decode(errors="replace"))
+    return lines
+
+
+def test_shell_runs_one_statement_without_the_password_on_any_command_line(cli, project, database_url):
+    url = make_url(database_url).set(password=SECRET).render_as_string(hide_password=False)  # trust ignores it
+    running = subprocess.Popen([sys.executable, "db_manage.py", "shell", "-c", "SELECT pg_sleep(2), 6 * 7 AS answer"],
+                               cwd=project, env=cli_env(url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    deadline = time.monotonic() + 15
+    while running.poll() is None and time.monotonic() < deadline:
+        seen += psql_command_lines()
+        time.sleep(0.2)
+    out, err = running.communicate(timeout=30)
+    assert running.returncode == 0, err
+    assert "42" in out
+    assert seen and all(SECRET not in line for line in seen), "psql ran, and never with the password in argv"
+    assert SECRET not in out + err
+
+
+def test_shell_exits_with_psqls_code(cli, database):
+    result = cli("shell", "-c", "SELECT 1/0")
+    assert result.returncode == 1 and "division by zero" in result.stderr
+    result = cli("shell", "-c", "CREATE TABLE made_in_shell (id int)")
+    assert result.returncode == 0 and "public.made_in_shell" in database.tables()
+
+
+def test_shell_without_a_fitting_psql_says_so(cli, tmp_path, database):
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    result = cli("shell", "-c", "SELECT 1", env={"PG_BINDIR": str(empty)})
+    assert result.returncode == 1 and "No psql of version" in result.stderr
+
+
+def test_embedded_server_stop_status_start_and_a_race_to_start_it(cli, project, head_revision):
+    pgdata = project / "instance" / "pgdata"
+    try:
+        assert cli("setup", url=None).returncode == 0
+        status = cli("server", "status", url=None)
+        assert status.returncode == 0 and "Embedded PostgreSQL: running" in status.stdout
+        assert str(pgdata) in status.stdout and "Version:             18" in status.stdout
+        assert "Size on disk:" in status.stdout and "psql -h" in status.stdout
+        assert cli("server", "stop", url=None).returncode == 0
+        assert not embedded.is_running(pgdata)
+        assert "Embedded PostgreSQL: stopped" in cli("server", "status", url=None).stdout
+        # Two commands at once on the stopped server: one starts it, the other waits for it.
+        racers = [subprocess.Popen([sys.executable, "db_manage.py", "current"], cwd=project, env=cli_env(None),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        results = [(p.communicate(timeout=60), p.returncode) for p in racers]
+        assert [code for _, code in results] == [0, 0], results
+        assert all(head_revision in out for (out, _), _ in results)
+        assert embedded.is_running(pgdata)
+        assert cli("server", "stop", url=None).returncode == 0
+        assert cli("server", "start", url=None).returncode == 0 and embedded.is_running(pgdata)
+    finally:
+        embedded.stop(pgdata)
