@@ -33,12 +33,17 @@ def flask_db(*args):
     return code if code in (0, 1, 2) else 1
 
 
-def lint_new_revisions(run, *args):
-    """Run `flask db ARGS`; lint the revision files it wrote, warning only; return its exit code."""
+def revision_files():
+    """Return the paths of the files in migrations/versions."""
     versions = os.path.join(ROOT, "migrations", "versions")
-    before = set(os.listdir(versions)) if os.path.isdir(versions) else set()
-    code = run(*args)
-    written = [os.path.join(versions, f) for f in sorted(set(os.listdir(versions)) - before) if f.endswith(".py")]
+    return {os.path.join(versions, f) for f in os.listdir(versions) if f.endswith(".py")} if os.path.isdir(versions) else set()
+
+
+def lint_new_revisions(*args):
+    """Run `flask db ARGS`; lint the revision files it wrote, warning only; return its exit code."""
+    before = revision_files()
+    code = flask_db(*args)
+    written = sorted(revision_files() - before)
     if code == 0 and written:
         from app.lint import lint_files
 
@@ -125,7 +130,7 @@ def init():
 @click.argument("message")
 def migrate(message):
     """Write a migration from your model changes (autogenerate), then lint it."""
-    return lint_new_revisions(flask_db, "migrate", "--message", message)
+    return lint_new_revisions("migrate", "--message", message)
 
 
 @cli.command()
@@ -180,7 +185,7 @@ def heads():
 @click.argument("message")
 def revision(message):
     """Write an empty migration to fill in by hand (data, raw SQL)."""
-    return lint_new_revisions(flask_db, "revision", "--message", message)
+    return lint_new_revisions("revision", "--message", message)
 
 
 @cli.command()

@@ -2,8 +2,9 @@
 import os
 
 from flask import current_app
+from sqlalchemy.exc import OperationalError
 
-from app import db, dbadmin
+from app import db
 from app.errors import Failure
 from app.migration_safety import recorded_environment
 
@@ -17,11 +18,19 @@ def refuse_on_production(action):
     reasons = []
     if current_app.config["CONFIG_NAME"] == "production":
         reasons.append("the production configuration is in use")
-    if dbadmin.database_exists(current_app.config["SQLALCHEMY_DATABASE_URI"]):
-        with db.engine.connect() as connection:
-            if recorded_environment(connection) == "production":
-                reasons.append("this database was last migrated by the production configuration")
-        db.engine.dispose()
+    if recorded() == "production":
+        reasons.append("this database was last migrated by the production configuration")
     if reasons:
         raise Failure(f"Refusing to {action}: {' and '.join(reasons)}. Nothing was changed; --yes does not "
                       f"lift this. If you really mean it, set {OVERRIDE_VARIABLE}=1.")
+
+
+def recorded():
+    """Return the configuration recorded in the configured database, or None (also when it does not exist yet)."""
+    try:
+        with db.engine.connect() as connection:  # left in the pool for the command that follows
+            return recorded_environment(connection)
+    except OperationalError as exc:
+        if "does not exist" in str(exc.orig):
+            return None
+        raise
