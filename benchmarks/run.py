@@ -275,8 +275,9 @@ def main():
     result = table(rows)
     print(result)
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    Path(args.output).write_text(f"# Benchmark results\n\n`python benchmarks/run.py{' --quick' if args.quick else ''}`"
-                                 f", {when}: {description}.\n\n{result}\n")
+    command = "python benchmarks/run.py" + (" --quick" if args.quick else "")
+    report = f"# Benchmark results\n\n`{command}`, {when}: {description}.\n\n{result}\n"
+    Path(args.output).write_text(report)
     return 0  # a missed target shows as NO in the table; benchmarks are not tests
 
 

@@ -1,5 +1,4 @@
 """shell (psql on the configured database) and the embedded server's lifecycle."""
-import os
 import subprocess
 import sys
 import time
