@@ -58,6 +58,8 @@ def migration_run(connection, environment):
     finally:
         running.close()
         if not external:
+            if connection.in_transaction():  # failed before Alembic's own transaction began
+                connection.rollback()
             set_lock_timeout(connection, "0", local=False)
             connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
             connection.commit()
