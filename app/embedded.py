@@ -53,7 +53,7 @@ def describe(pgdata, database):
     size = sum(f.stat().st_size for f in pgdata.rglob("*") if f.is_file() and not f.is_symlink()) if version else 0
     lines = [f"Embedded PostgreSQL: {'running' if is_running(pgdata) else 'stopped'}",
              f"Data directory:      {pgdata}" + ("" if version else " (not initialised yet)"),
-             f"Version:             {version or '-'}",
+             f"Major version:       {version or '-'}",
              f"Size on disk:        {size / 1e6:.1f} MB"]
     if version:
         lines += [f"Connect:             psql -h {pgdata} -U postgres {database}   (or: python db_manage.py shell)",

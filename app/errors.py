@@ -51,7 +51,8 @@ def report(exc):
         print(scrub("".join(traceback.format_exception(exc))), file=sys.stderr, end="")
     print(f"Error: {describe(exc)}", file=sys.stderr)
     if not os.environ.get(VERBOSE_VARIABLE) and not isinstance(exc, Failure | ConfigError):
-        print(f"(add --verbose, or set {VERBOSE_VARIABLE}=1, to see the traceback)", file=sys.stderr)
+        print(f"(run `python db_manage.py --verbose COMMAND ...`, or set {VERBOSE_VARIABLE}=1, to see the traceback)",
+              file=sys.stderr)
     return 1
 
 

@@ -9,17 +9,18 @@
 - The configuration that migrated the database recorded in db_manage_metadata.
 """
 import logging
+import os
 from contextlib import contextmanager
 
 import click
-from alembic.runtime.migration import MigrationContext
 from flask import current_app
 from psycopg2 import errors as pg_errors
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from app.errors import Failure
-from app.revisions import ensure_at_head, ensure_known, ensure_single_head
+from app.production_guard import OVERRIDE_VARIABLE, refuse_on_production
+from app.revisions import ensure_at_head, ensure_known, ensure_single_head, reaches_base
 
 # A fixed key for this application's migrations ("dbmanage" in ASCII); advisory locks are per database.
 MIGRATION_LOCK_KEY = 0x64626D616E616765
@@ -43,9 +44,9 @@ def migration_run(connection, environment):
     running, start = RunningStep(), "?"
     try:
         set_lock_timeout(connection, f"{int(timeout * 1000)}ms", local=external)
-        current = MigrationContext.configure(connection).get_current_heads()
+        current = environment.get_context().get_current_heads()
         start = ", ".join(current) or "base"
-        check_before_run(environment, current)
+        check_before_run(environment, current, connection)
         if not external:
             connection.commit()  # Alembic begins its own transaction next
         yield
@@ -65,8 +66,9 @@ def migration_run(connection, environment):
             connection.commit()
 
 
-def check_before_run(environment, current):
-    """Refuse a run on a revision no file has, or an upgrade to `head` on branched migrations.
+def check_before_run(environment, current, connection):
+    """Refuse a run on a revision no file has, an upgrade to `head` on branched migrations, or a
+    downgrade to base of production.
 
     stamp is let through: it is the way out of a lost revision.
     """
@@ -79,6 +81,8 @@ def check_before_run(environment, current):
         ensure_single_head(environment.script)
     if step == "retrieve_migrations" and getattr(environment.config.cmd_opts, "autogenerate", False):
         ensure_at_head(environment.script, current)
+    if step == "downgrade" and reaches_base(environment.script, current, opts.get("destination_rev")):
+        refuse_on_production("downgrade to base", connection)
 
 
 def take_migration_lock(connection, transactional):
@@ -97,19 +101,17 @@ def set_lock_timeout(connection, value, local):
 
 
 def record_environment(connection):
-    """Record, in the migration's transaction, which configuration migrated this database."""
+    """Record, in the migration's transaction, which configuration migrated this database.
+
+    A database once recorded as production stays so (a developer's laptop migrating it does not
+    lift its protection), unless the override is set.
+    """
     connection.execute(text("""CREATE TABLE IF NOT EXISTS db_manage_metadata (
         key text PRIMARY KEY, value text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())"""))
     connection.execute(text("""INSERT INTO db_manage_metadata (key, value) VALUES ('environment', :name)
-        ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = now()"""),
-                       {"name": current_app.config["CONFIG_NAME"]})
-
-
-def recorded_environment(connection):
-    """Return the configuration name recorded in the database, or None."""
-    if connection.execute(text("SELECT to_regclass('public.db_manage_metadata')")).scalar() is None:
-        return None
-    return connection.execute(text("SELECT value FROM db_manage_metadata WHERE key = 'environment'")).scalar()
+        ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = now()
+        WHERE db_manage_metadata.value <> 'production' OR :override"""),
+                       {"name": current_app.config["CONFIG_NAME"], "override": os.environ.get(OVERRIDE_VARIABLE) == "1"})
 
 
 def failure_message(exc, step, start, timeout):

@@ -2,23 +2,23 @@
 import os
 
 from flask import current_app
+from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from app import db
 from app.errors import Failure
-from app.migration_safety import recorded_environment
 
 OVERRIDE_VARIABLE = "ALLOW_DESTRUCTIVE_COMMANDS_ON_PRODUCTION"
 
 
-def refuse_on_production(action):
+def refuse_on_production(action, connection=None):
     """Raise Failure when the configuration, or the configuration recorded in the database, is production."""
     if os.environ.get(OVERRIDE_VARIABLE) == "1":
         return
     reasons = []
     if current_app.config["CONFIG_NAME"] == "production":
         reasons.append("the production configuration is in use")
-    if recorded() == "production":
+    if (recorded_environment(connection) if connection is not None else recorded()) == "production":
         reasons.append("this database was last migrated by the production configuration")
     if reasons:
         raise Failure(f"Refusing to {action}: {' and '.join(reasons)}. Nothing was changed; --yes does not "
@@ -34,3 +34,10 @@ def recorded():
         if "does not exist" in str(exc.orig):
             return None
         raise
+
+
+def recorded_environment(connection):
+    """Return the configuration name recorded in the database on connection, or None."""
+    if connection.execute(text("SELECT to_regclass('public.db_manage_metadata')")).scalar() is None:
+        return None
+    return connection.execute(text("SELECT value FROM db_manage_metadata WHERE key = 'environment'")).scalar()

@@ -36,6 +36,16 @@ def ensure_single_head(script):
                       "Nothing was changed.")
 
 
+def ensure_several_heads():
+    """Raise Failure when there is nothing to merge (one head or none)."""
+    from app.migration_hooks import script_directory
+
+    heads = script_directory().get_heads()
+    if len(heads) < 2:
+        raise Failure(f"Nothing to merge: the migrations have {len(heads)} head ({', '.join(heads) or 'none'}). "
+                      "No file was written.")
+
+
 def pending(script, current):
     """Return the revisions between current and the heads, in the order upgrade would apply them."""
     revisions = script.iterate_revisions(script.get_heads(), tuple(current) or "base")
@@ -50,3 +60,18 @@ def ensure_at_head(script, current):
         raise Failure(f"The database is not at head: {len(waiting)} migration(s) not applied yet: {names}. "
                       "Apply them first with `python db_manage.py upgrade`, then run migrate again. "
                       "No migration was written.")
+
+
+def reaches_base(script, current, destination):
+    """Return True when a downgrade from current to destination (base, -N or a revision) ends at base."""
+    if destination == "base":
+        return True
+    if not (destination or "").startswith("-") or not destination[1:].isdigit():
+        return False
+    revision = current[0] if current else None
+    for _ in range(int(destination[1:])):
+        if revision is None:
+            break
+        down = script.get_revision(revision).down_revision
+        revision = down[0] if isinstance(down, tuple) else down
+    return revision is None

@@ -52,6 +52,13 @@ def test_production_requires_database_url_and_secret_key(monkeypatch, database_u
         create_app("production")
 
 
+def test_production_names_every_missing_setting_at_once(monkeypatch):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    with pytest.raises(ConfigError, match="DATABASE_URL and SECRET_KEY must be set for the production configuration"):
+        create_app("production")
+
+
 def test_unknown_configuration_name():
     with pytest.raises(ConfigError, match="Unknown configuration 'staging'"):
         create_app("staging")

@@ -118,11 +118,23 @@ def test_destructive_commands_refuse_a_production_database(cli, tmp_path, databa
     assert cli("backup", "--output", str(dump)).returncode == 0
     assert cli("upgrade", env=PRODUCTION).returncode == 0  # a production deploy migrated it
     for args in (("reset", "--yes"), ("reset", "--table", "users", "--yes"), ("reset", "--schema", "analytics", "--yes"),
-                 ("seed",), ("restore", str(dump), "--yes"), ("downgrade", "base")):
+                 ("seed",), ("restore", str(dump), "--yes"), ("downgrade", "base"), ("downgrade", "-2")):
         result = cli(*args, env=config_env)
         assert result.returncode == 1, args
         assert "Refusing to" in result.stderr and OVERRIDE_VARIABLE in result.stderr, args
     assert database.counts() == SAMPLE and database.revision() == head_revision
+
+
+def test_plain_flask_db_downgrade_to_base_is_refused_on_production_too(cli, project, database, database_url,
+                                                                       head_revision):
+    assert cli("upgrade", env=PRODUCTION).returncode == 0
+    assert cli("downgrade").returncode == 0, "one step down does not reach base"
+    assert database.scalar("SELECT value FROM db_manage_metadata") == "production", "the mark stays"
+    result = subprocess.run([sys.executable, "-m", "flask", "--app", "run.py", "db", "downgrade", "base"],
+                            cwd=project, env=cli_env(database_url), capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "Refusing to downgrade to base" in result.stderr and "Traceback" not in result.stderr
+    assert "public.users" in database.tables()
 
 
 def test_the_production_configuration_is_refused_even_on_a_development_database(cli, database):

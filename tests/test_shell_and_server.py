@@ -61,7 +61,7 @@ def test_embedded_server_stop_status_start_and_a_race_to_start_it(cli, project, 
         assert cli("setup", url=None).returncode == 0
         status = cli("server", "status", url=None)
         assert status.returncode == 0 and "Embedded PostgreSQL: running" in status.stdout
-        assert str(pgdata) in status.stdout and "Version:             18" in status.stdout
+        assert str(pgdata) in status.stdout and "Major version:       18" in status.stdout
         assert "Size on disk:" in status.stdout and "psql -h" in status.stdout
         assert cli("server", "stop", url=None).returncode == 0
         assert not embedded.is_running(pgdata)

@@ -161,3 +161,10 @@ def test_removing_an_enum_value_still_in_use_says_which_and_how_to_map_it(cli, p
     assert "archived" in result.stderr and "enum_values_to_rename" in result.stderr
     assert "Traceback" not in result.stderr
     assert database.revision() == head_revision
+
+
+def test_merge_with_a_single_head_writes_nothing(cli, project, database):
+    before = versions(project)
+    result = cli("merge")
+    assert result.returncode == 1 and "Nothing to merge" in result.stderr
+    assert versions(project) == before

@@ -109,6 +109,14 @@ def test_migrate_without_changes_writes_nothing(cli, project, database, head_rev
     assert database.revision() == head_revision
 
 
+def test_relative_downgrade(cli, database, all_revisions):
+    result = cli("downgrade", "-1")
+    assert result.returncode == 0, result.stderr
+    assert database.revision() == all_revisions[-2]["revision"]
+    assert cli("upgrade").returncode == 0
+    assert cli("downgrade", "-2").returncode == 0 and database.revision() is None
+
+
 def test_downgrade_base_and_upgrade_again(cli, database, head_revision):
     assert cli("downgrade", "base").returncode == 0
     assert database.tables() == TOOL_TABLES
