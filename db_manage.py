@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Manage this project's PostgreSQL database: `python db_manage.py help` lists the commands.
 
-This file is the map of the commands, a few lines each. Commands that Flask-Migrate
-already provides hand off to `flask db ...`, run by this same interpreter in a
-subprocess (nothing heavy is imported here first); the others run in this process,
-in the application context, with their work in small modules of app/.
+This file is the map of the commands, a few lines each. It sets FLASK_APP (--app, else
+$FLASK_APP, else run.py) and routes each command: those that Flask-Migrate already provides
+hand off to `flask db ...`, run by this same interpreter in a subprocess (nothing heavy is
+imported here first); the others run in this process, in the application context, with their
+work in the package db_manage_tool/, which serves any Flask-SQLAlchemy + Flask-Migrate app.
 Exit codes: 0 done, 1 the operation failed, 2 usage error.
 """
 import importlib.util
@@ -21,42 +22,69 @@ except ImportError:  # run by a Python other than the project's virtualenv
     sys.exit("Error: " + NOT_INSTALLED.format(sys.executable))
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-MIGRATION_TEMPLATE = "app/migration_template"
-CONFIGS = ("development", "testing", "production")
+MIGRATIONS = os.path.join(ROOT, "migrations")  # Flask-Migrate's default folder, for the checks made here
+PGDATA = os.path.join(ROOT, "instance", "pgdata")  # the embedded PostgreSQL's data directory
 
 
 def flask_db(*args):
     """Run `flask db ARGS` with this interpreter in the project folder and return its exit code."""
     click.echo(f"$ flask db {shlex.join(args)}", err=True)
-    env = dict(os.environ, FLASK_APP="run.py")
-    code = subprocess.run([sys.executable, "-m", "flask", "db", *args], cwd=ROOT, env=env).returncode
+    command = [sys.executable, "-m", "db_manage_tool.flask_db", "db", *args]  # flask's own CLI, errors in one line
+    code = subprocess.run(command, cwd=ROOT).returncode
     return code if code in (0, 1, 2) else 1
+
+
+def migration_run(*args):
+    """Run `flask db ARGS` that runs migrations, noting first when migrations/env.py is not the tool's."""
+    from db_manage_tool.adoption import foreign_environment_note
+
+    note = foreign_environment_note(MIGRATIONS)
+    if note:
+        click.echo(note, err=True)
+    return flask_db(*args)
 
 
 def revision_files():
     """Return the paths of the files in migrations/versions."""
-    versions = os.path.join(ROOT, "migrations", "versions")
+    versions = os.path.join(MIGRATIONS, "versions")
     return {os.path.join(versions, f) for f in os.listdir(versions) if f.endswith(".py")} if os.path.isdir(versions) else set()
 
 
 def lint_new_revisions(*args):
     """Run `flask db ARGS`; lint the revision files it wrote, warning only; return its exit code."""
     before = revision_files()
-    code = flask_db(*args)
+    code = migration_run(*args)
     written = sorted(revision_files() - before)
     if code == 0 and written:
-        from app.lint import lint_files
+        from db_manage_tool.lint import lint_files
 
-        in_app(lint_files, written)
+        in_app(lint_files, written, announce=False)  # the child already said which database
     return code
 
 
-def in_app(work, *args):
-    """Run work(*args) in this process, inside the application context, and return its result."""
-    from app import create_app
+def in_app(work, *args, announce=True, **kwargs):
+    """Run work(*args, **kwargs) in this process, inside the application context, and return its result."""
+    from db_manage_tool.application import load_app
 
-    with create_app().app_context():
-        return work(*args)
+    os.chdir(ROOT)  # as `flask db` runs: a relative migrations folder is the project's
+    with load_app(announce).app_context():
+        return work(*args, **kwargs)
+
+
+def dotenv_value(name):
+    """Return the variable `name` as the project's .flaskenv or .env sets it (.env wins, as with `flask`), else None."""
+    from dotenv import dotenv_values  # python-dotenv: what `flask` reads these files with
+
+    values = {**dotenv_values(os.path.join(ROOT, ".flaskenv")), **dotenv_values(os.path.join(ROOT, ".env"))}
+    return values.get(name) or None
+
+
+def app_import_path(value):
+    """Return FLASK_APP with a path to a file or folder made absolute (commands run in the project folder)."""
+    path, colon, rest = value.partition(":")
+    if os.path.exists(path) and (path.endswith(".py") or os.sep in path):
+        path = os.path.abspath(path)
+    return path + colon + rest
 
 
 class WorkflowGroup(click.Group):
@@ -67,9 +95,13 @@ class WorkflowGroup(click.Group):
 
 
 @click.group(cls=WorkflowGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", type=click.Choice(CONFIGS), help="Configuration to use  [default: $FLASK_CONFIG, else development]")
+@click.option("--app", "app_path", metavar="IMPORT",
+              help="The application, as `flask --app` takes it (a file, a module, or 'module:create_app()').  "
+                   "[default: $FLASK_APP (environment, .env or .flaskenv), else run.py]")
+@click.option("--config", metavar="NAME",
+              help="The configuration to use: sets FLASK_CONFIG.  [default: $FLASK_CONFIG, else development]")
 @click.option("--verbose", is_flag=True, help="Show the full traceback when a command fails.  [default: off]")
-def cli(config, verbose):
+def cli(app_path, config, verbose):
     """Create, migrate and inspect this project's PostgreSQL database.
 
     With no DATABASE_URL (environment or .env) the commands use an embedded
@@ -77,6 +109,8 @@ def cli(config, verbose):
     """
     if importlib.util.find_spec("flask_migrate") is None:
         raise click.ClickException(NOT_INSTALLED.format(sys.executable))
+    given = app_path or os.environ.get("FLASK_APP") or dotenv_value("FLASK_APP")
+    os.environ["FLASK_APP"] = app_import_path(given) if given else os.path.join(ROOT, "run.py")
     os.environ["DB_MANAGE_ANNOUNCE"] = "1"
     if config:
         os.environ["FLASK_CONFIG"] = config
@@ -88,42 +122,53 @@ def cli(config, verbose):
 def setup():
     """Create the database if missing and migrate it to head (first checkout).
 
-    Writes an "Initial migration" only when the models differ from the migrated
-    database (for instance after deleting migrations/). Safe to run again.
+    Writes an "Initial migration" only when there is no revision at all (a new
+    project, or after deleting migrations/); on an existing history it only says
+    how the models differ from it. Safe to run again.
     """
-    from app.setup_database import setup_database
+    from db_manage_tool.setup_database import setup_database
 
-    setup_database(MIGRATION_TEMPLATE)
+    in_app(setup_database)
 
 
 @cli.command()
 @click.option("--yes", is_flag=True, help="Skip the confirmation.  [default: ask on a terminal, refuse elsewhere]")
-@click.option("--seed", "then_seed", is_flag=True, help="Add the sample data afterwards.  [default: off]")
+@click.option("--seed", "then_seed", is_flag=True, help="Run the seed file afterwards.  [default: off]")
 @click.option("--table", metavar="[SCHEMA.]NAME", help="Only empty this table (and those its foreign keys force).")
 @click.option("--schema", metavar="NAME", help="Only empty every table of this schema.")
 def reset(yes, then_seed, table, schema):
     """Drop everything and migrate to head again; or only empty a table or a schema."""
     if table is not None and schema is not None:
         raise click.UsageError("Give --table or --schema, not both.")
-    from app.reset import reset
+    from db_manage_tool.reset import reset
 
     in_app(reset, yes, table, schema, then_seed)
 
 
 @cli.command()
-@click.option("--users", type=click.IntRange(min=0), default=0, help="Generated users to add.  [default: 0]")
-@click.option("--posts", type=click.IntRange(min=0), default=0, help="Generated posts to add.  [default: 0]")
+@click.option("--users", type=click.IntRange(min=0), default=0,
+              help="Generated users to add (the skeleton's seed file).  [default: 0]")
+@click.option("--posts", type=click.IntRange(min=0), default=0,
+              help="Generated posts to add (the skeleton's seed file).  [default: 0]")
 def seed(users, posts):
-    """Add the sample data (idempotent), plus generated users and posts on top."""
-    from app.seed import seed_database
+    """Run the application's seed file (app/seeds.py): its sample data, idempotent."""
+    from db_manage_tool.seed import seed_database
 
-    in_app(seed_database, users, posts)
+    in_app(seed_database, users=users, posts=posts)
 
 
 @cli.command()
 def init():
-    """Create migrations/ from the project's template (once per project)."""
-    return flask_db("init", "--template", MIGRATION_TEMPLATE)
+    """Create migrations/ from the tool's template (once per project)."""
+    return flask_db("init", "--template", os.path.join(ROOT, "db_manage_tool", "migration_template"))
+
+
+@cli.command()
+def adopt():
+    """Put the tool's env.py into an existing migrations folder (yours is kept as env.py.orig)."""
+    from db_manage_tool.adoption import adopt_migrations
+
+    in_app(adopt_migrations)
 
 
 @cli.command()
@@ -138,7 +183,7 @@ def migrate(message):
 @click.option("--sql", is_flag=True, help="Print the SQL instead of running it.  [default: off]")
 def upgrade(revision, sql):
     """Apply migrations up to REVISION  [default: head]."""
-    return flask_db("upgrade", *([revision] if revision else []), *(["--sql"] if sql else []))
+    return migration_run("upgrade", *([revision] if revision else []), *(["--sql"] if sql else []))
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})  # so that -1, -2 are revisions
@@ -146,17 +191,18 @@ def upgrade(revision, sql):
 @click.option("--sql", is_flag=True, help="Print the SQL instead of running it (needs FROM:TO).  [default: off]")
 def downgrade(revision, sql):
     """Revert migrations down to REVISION  [default: -1; `base` reverts all]."""
-    return flask_db("downgrade", *(["--sql"] if sql else []), *(["--", revision] if revision else []))
+    return migration_run("downgrade", *(["--sql"] if sql else []), *(["--", revision] if revision else []))
 
 
 @cli.command()
 @click.argument("revisions", nargs=-1)
 @click.option("--exclude", multiple=True, metavar="RULE", help="A squawk rule to skip (repeatable).  [default: none]")
-def lint(revisions, exclude):
+@click.option("--style", is_flag=True, help="Also report style-only rules (timestamptz, bigint, ...).  [default: off]")
+def lint(revisions, exclude, style):
     """Flag migration operations unsafe on a live database (default: every revision)."""
-    from app.lint import lint
+    from db_manage_tool.lint import lint
 
-    in_app(lint, revisions, exclude)
+    in_app(lint, revisions, exclude, style)
 
 
 @cli.command()
@@ -189,16 +235,16 @@ def revision(message):
 @click.option("--purge", is_flag=True, help="First forget what the database records (a lost revision).  [default: off]")
 def stamp(revision, purge):
     """Record REVISION as the database's revision; runs no migration."""
-    return flask_db("stamp", *(["--purge"] if purge else []), revision)
+    return migration_run("stamp", *(["--purge"] if purge else []), revision)
 
 
 @cli.command()
 @click.option("-m", "--message", default="Merge heads", help="The merge revision's message.  [default: Merge heads]")
 def merge(message):
     """Write a revision that joins every head (after two branches each added a migration)."""
-    from app.revisions import ensure_several_heads
+    from db_manage_tool.revisions import ensure_several_heads
 
-    in_app(ensure_several_heads)
+    in_app(ensure_several_heads, announce=False)
     return flask_db("merge", "--message", message, "heads")
 
 
@@ -206,43 +252,45 @@ def merge(message):
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.  [default: off]")
 def status(as_json):
     """Show the server, the revision, pending migrations and every table's rows."""
-    from app.status import show_status
+    from db_manage_tool.status import show_status
 
-    in_app(show_status, as_json)
+    in_app(show_status, as_json, announce=False)  # status prints the database itself
 
 
 @cli.command()
 def check():
     """Exit 1, listing each difference, unless models, migrations and database agree (for CI)."""
-    from app.check import check
+    from db_manage_tool.check import check
 
     in_app(check)
 
 
 @cli.command()
-@click.option("--output", type=click.Path(dir_okay=False), help="Markdown file to write.  [default: print the diagram]")
+@click.option("--output", type=click.Path(dir_okay=False, resolve_path=True),
+              help="Markdown file to write.  [default: print the diagram]")
 def erd(output):
     """Draw the models as a Mermaid entity-relationship diagram (no database needed)."""
-    from app.erd import erd
+    from db_manage_tool.erd import erd
 
-    erd(output)
+    in_app(erd, output, announce=False)
 
 
 @cli.command()
-@click.option("--output", type=click.Path(dir_okay=False), help="File to write.  [default: backups/backup_YYYYmmdd_HHMMSS.dump]")
+@click.option("--output", type=click.Path(dir_okay=False, resolve_path=True),
+              help="File to write.  [default: backups/backup_YYYYmmdd_HHMMSS.dump]")
 def backup(output):
     """Dump the database with pg_dump (custom format, verified, mode 0600)."""
-    from app.backup import backup
+    from db_manage_tool.backup import backup
 
     in_app(backup, output)
 
 
 @cli.command()
-@click.argument("path", type=click.Path(dir_okay=False))
+@click.argument("path", type=click.Path(dir_okay=False, resolve_path=True))
 @click.option("--yes", is_flag=True, help="Skip the confirmation.  [default: ask on a terminal, refuse elsewhere]")
 def restore(path, yes):
     """Restore a backup file into the configured database (created if missing)."""
-    from app.backup import restore
+    from db_manage_tool.backup import restore
 
     in_app(restore, path, yes)
 
@@ -250,7 +298,7 @@ def restore(path, yes):
 @cli.command()
 def version():
     """Print the PostgreSQL server's version line."""
-    from app.status import server_version
+    from db_manage_tool.status import server_version
 
     click.echo(in_app(server_version))
 
@@ -259,7 +307,7 @@ def version():
 @click.option("-c", "--command", "sql", metavar="SQL", help="Run this one statement and exit.  [default: interactive]")
 def shell(sql):
     """Open psql on the configured database (the password never on its command line)."""
-    from app.pgtools import shell
+    from db_manage_tool.pgtools import shell
 
     return in_app(shell, sql)
 
@@ -272,26 +320,26 @@ def server():
 @server.command("status")
 def server_status():
     """Say whether the embedded server runs, where, which version, its size, and how to connect."""
-    from app import PROJECT_ROOT, embedded
+    from db_manage_tool import embedded
 
-    click.echo(embedded.describe(PROJECT_ROOT / "instance" / "pgdata", "app_development"))
+    click.echo(embedded.describe(PGDATA, "app_development"))
 
 
 @server.command("start")
 def server_start():
     """Start the embedded server (every command also starts it on demand)."""
-    from app import PROJECT_ROOT, embedded
+    from db_manage_tool import embedded
 
-    embedded.embedded_url(PROJECT_ROOT / "instance" / "pgdata", "postgres")
+    embedded.embedded_url(PGDATA, "postgres")
     click.echo("The embedded PostgreSQL is running.")
 
 
 @server.command("stop")
 def server_stop():
     """Stop the embedded server; the next command starts it again."""
-    from app import PROJECT_ROOT, embedded
+    from db_manage_tool import embedded
 
-    stopped = embedded.stop(PROJECT_ROOT / "instance" / "pgdata")
+    stopped = embedded.stop(PGDATA)
     click.echo("The embedded PostgreSQL is stopped." if stopped else "The embedded PostgreSQL was not running.")
 
 
@@ -319,7 +367,7 @@ def main():
         click.echo("Aborted.", err=True)
         code = 1
     except Exception as exc:  # an expected failure of a command run in this process
-        from app.errors import report
+        from db_manage_tool.errors import report
 
         code = report(exc)
     sys.exit(code or 0)

@@ -1,8 +1,6 @@
-"""The application entry point: FLASK_APP for `flask db ...`, and `python run.py` serves it."""
+"""The application entry point: FLASK_APP for `flask db ...` and db_manage.py, and `python run.py` serves it."""
 from app import create_app
-from app.errors import install_excepthook
 
-install_excepthook()
 app = create_app()
 
 if __name__ == "__main__":

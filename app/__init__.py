@@ -1,31 +1,43 @@
 """The application package: extensions created here, bound to an app by create_app()."""
+import hashlib
+import importlib
+import importlib.util
 import os
+import re
 from pathlib import Path
 
-import click
 from dotenv import load_dotenv
 from flask import Flask
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 
-from app import migration_hooks
 from app.config import config_name as choose_config, configs
-from app.database_url import ConfigError, mask, normalise
+from db_manage_tool.database_url import ConfigError, mask, normalise
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-# Named constraints let every generated migration drop by name what it created.
+
+def check_name(constraint, table):
+    """Name an unnamed CHECK constraint after the columns it mentions and a short hash of its SQL."""
+    text = str(constraint.sqltext)
+    columns = [c.name for c in table.columns if re.search(rf"\b{re.escape(c.name)}\b", text)]
+    return "_".join([*columns, hashlib.md5(text.encode()).hexdigest()[:6]])
+
+
+# Named constraints let every generated migration drop by name what it created. A CHECK
+# constraint given a name keeps it; an unnamed one gets ck_<table>_<columns>_<hash>.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "ck": "ck_%(table_name)s_%(check_name)s",
+    "check_name": check_name,
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
 
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
-migrate = Migrate(**migration_hooks.configure_args())
+migrate = Migrate()
 
 
 def create_app(config_name=None, overrides=None):
@@ -43,7 +55,7 @@ def load_config(app, config_name, overrides):
     """Load the named configuration, the secret key and overrides into app.config; check required settings."""
     name = choose_config(config_name)
     app.config.from_object(configs[name])
-    app.config["CONFIG_NAME"] = name
+    app.config["CONFIG_NAME"] = name  # the tool records it in the database it migrates
     app.config["SECRET_KEY"] = os.environ.get("SECRET_KEY") or ("dev-only-secret" if name != "production" else None)
     app.config["MIGRATION_LOCK_TIMEOUT"] = seconds_setting("MIGRATION_LOCK_TIMEOUT", app.config["MIGRATION_LOCK_TIMEOUT"])
     app.config.update(overrides)
@@ -76,15 +88,13 @@ def bind_database(app):
         url = normalise(str(raw), variable).render_as_string(hide_password=False)
         where = mask(url)
     else:  # load_config made sure that an embedded database is allowed
-        from app.embedded import embedded_url
+        from db_manage_tool.embedded import embedded_url
 
         pgdata = Path(app.instance_path) / "pgdata"
         url = embedded_url(pgdata, app.config["EMBEDDED_DATABASE"])
         where = f"embedded PostgreSQL in {pgdata}, database {app.config['EMBEDDED_DATABASE']}"
     app.config["SQLALCHEMY_DATABASE_URI"] = url
-    app.config["DATABASE_DESCRIPTION"] = where
-    if os.environ.get("DB_MANAGE_ANNOUNCE"):
-        click.echo(f"Database: {where} ({app.config['CONFIG_NAME']} configuration)", err=True)
+    app.config["DATABASE_DESCRIPTION"] = where  # how db_manage.py names the database, password masked
 
 
 def register_extensions(app):
@@ -96,7 +106,6 @@ def register_extensions(app):
 
 
 def register_blueprints(app):
-    """Attach the JSON endpoints."""
-    from app.views import bp
-
-    app.register_blueprint(bp)
+    """Attach the JSON endpoints of app/views.py, if the application still has it."""
+    if importlib.util.find_spec("app.views") is not None:
+        app.register_blueprint(importlib.import_module("app.views").bp)

@@ -1,7 +1,7 @@
 """Configuration classes, picked by name (FLASK_CONFIG); settings are read in the factory, not here."""
 import os
 
-from app.database_url import ConfigError
+from db_manage_tool.database_url import ConfigError
 
 
 class Config:
@@ -13,7 +13,9 @@ class Config:
     DATABASE_URL_VARIABLE = "DATABASE_URL"
     EMBEDDED_DATABASE = "app_development"
     SECRET_KEY_REQUIRED = False
+    # Settings of db_manage.py (db_manage_tool/application.py lists them with their defaults).
     MIGRATION_LOCK_TIMEOUT = 10.0  # seconds a migration statement may wait for a table lock; 0: no limit
+    PROTECTED_CONFIGS = ("production",)  # destructive commands refuse databases migrated by these
 
 
 class DevelopmentConfig(Config):

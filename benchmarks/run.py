@@ -22,10 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from app import create_app, db, dbadmin  # noqa: E402
-from app.pgtools import find_program, libpq_env, server_major  # noqa: E402
-from app.seed import POST_COLUMNS, post_lines, seed_database, user_lines  # noqa: E402
-from app.setup_database import upgrade_to_head  # noqa: E402
+from app import create_app, db  # noqa: E402
+from app.seeds import POST_COLUMNS, post_lines, user_lines  # noqa: E402
+from db_manage_tool import dbadmin  # noqa: E402
+from db_manage_tool.pgtools import find_program, libpq_env, server_major  # noqa: E402
+from db_manage_tool.seed import seed_database  # noqa: E402
+from db_manage_tool.setup_database import upgrade_to_head  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -74,7 +76,7 @@ class Bench:
             with db.engine.begin() as conn:
                 conn.exec_driver_sql("TRUNCATE users, posts, analytics.page_views RESTART IDENTITY")
             db.engine.dispose()
-            seed_database(users, posts)
+            seed_database(users=users, posts=posts)
             with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.exec_driver_sql("VACUUM ANALYZE")
             db.engine.dispose()
@@ -173,7 +175,7 @@ def seed_vs_copy(b, users, posts):
         out.writelines(post_lines(5, posts, list(range(1, 4 + users))))
     psql = [b.bindir / "psql", "--quiet", "--set=ON_ERROR_STOP=1",
             "-c", f"\\copy users (username, email, created_at) FROM '{users_file}'",
-            "-c", f"\\copy posts ({POST_COLUMNS}) FROM '{posts_file}'"]
+            "-c", f"\\copy posts ({', '.join(POST_COLUMNS)}) FROM '{posts_file}'"]
     a, base = b.pair(lambda: timed(OURS + ["seed", "--users", users, "--posts", posts], env=b.env(url)),
                      lambda: timed(psql, env=libpq_env(url)), before=lambda: b.sample(url))
     speed = median(base) / median(a)

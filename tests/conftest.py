@@ -19,11 +19,12 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from app import create_app, db, dbadmin
-from app.setup_database import upgrade_to_head
+from app import create_app, db
+from db_manage_tool import dbadmin
+from db_manage_tool.setup_database import upgrade_to_head
 
 ROOT = Path(__file__).resolve().parent.parent
-PROJECT_FILES = ("db_manage.py", "run.py", "app", "migrations")
+PROJECT_FILES = ("db_manage.py", "run.py", "app", "db_manage_tool", "migrations")
 # The tables the tool keeps for itself: migration history, and the configuration that migrated the database.
 TOOL_TABLES = {"public.alembic_version", "public.db_manage_metadata"}
 # Settings of the developer's shell that must not leak into the subprocesses under test.

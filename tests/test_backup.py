@@ -4,7 +4,7 @@ import stat
 
 from conftest import Database, fake_pg_programs
 
-from app import dbadmin
+from db_manage_tool import dbadmin
 
 SAMPLE = (3, 5, 6)
 

@@ -4,7 +4,7 @@ import sys
 
 from conftest import ROOT, cli_env, sibling_url
 
-from app import dbadmin
+from db_manage_tool import dbadmin
 
 FIGURES = ("`upgrade` at head", "`setup` on a fresh checkout", "`seed --users 1000 --posts 300`", "seed scaling",
            "`reset --yes` on a seeded database", "`status` with a 300-row table", "`backup` of the 300-post database")

@@ -19,13 +19,16 @@ def test_check_lists_every_drift_in_words(cli, database):
     database.execute("ALTER TABLE posts ALTER COLUMN title TYPE varchar(100)")
     database.execute("ALTER TABLE posts ALTER COLUMN content DROP NOT NULL")
     database.execute("CREATE INDEX ix_extra ON users (email)")
+    database.execute("ALTER TABLE posts ALTER COLUMN published SET DEFAULT true")
     database.execute("DROP TABLE analytics.page_views")
     result = cli("check")
     assert result.returncode == 1
     for words in ("column users.nickname is in the database, not in the models",
-                  "column posts.title: type is VARCHAR(length=100) in the database, String(length=200) in the models",
-                  "column posts.content: nullable is True in the database, False in the models",
+                  "column posts.title: type is VARCHAR(100) in the database, VARCHAR(200) in the models",
+                  "column posts.content: nullability is NULL allowed in the database, NOT NULL in the models",
+                  "column posts.published: server default is true in the database, false in the models",
                   "index ix_extra on users is in the database, not in the models",
                   "table analytics.page_views is in the models, not in the database"):
         assert words in result.stdout
-    assert "5 difference(s)" in result.stderr
+    assert "6 difference(s)" in result.stderr
+    assert "object at 0x" not in result.stdout and "Clause" not in result.stdout

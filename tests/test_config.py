@@ -3,7 +3,7 @@ import pytest
 from sqlalchemy import text
 
 from app import create_app, db
-from app.database_url import ConfigError
+from db_manage_tool.database_url import ConfigError
 
 
 def connect_and_select(app):

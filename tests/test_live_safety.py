@@ -8,8 +8,8 @@ from conftest import cli_env, fake_pg_programs, versions
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from app.migration_safety import MIGRATION_LOCK_KEY
-from app.production_guard import OVERRIDE_VARIABLE
+from db_manage_tool.migration_safety import MIGRATION_LOCK_KEY
+from db_manage_tool.production_guard import OVERRIDE_VARIABLE
 
 SAMPLE = (3, 5, 6)
 PRODUCTION = {"FLASK_CONFIG": "production", "SECRET_KEY": "x" * 32}
@@ -19,6 +19,19 @@ def start(project, url, *args, env=None):
     """Start db_manage.py in the background; return the process."""
     return subprocess.Popen([sys.executable, "db_manage.py", *args], cwd=project, env=cli_env(url, env),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def waiting_for_the_lock(connection, count, timeout=60):
+    """Wait until count sessions wait for the migration lock; return True if they do within timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        waiting = connection.execute(text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")).scalar()
+        connection.commit()
+        if waiting >= count:
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def write_revision(cli, project, message, upgrade_body):
@@ -38,8 +51,8 @@ def test_two_upgrades_at_once_both_succeed_and_apply_once(cli, project, database
         holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
         holder.commit()
         first, second = start(project, database_url, "upgrade"), start(project, database_url, "upgrade")
-        time.sleep(3)
-        assert first.poll() is None and second.poll() is None, "both wait for the lock"
+        assert waiting_for_the_lock(holder, 2), "both wait for the lock"
+        assert first.poll() is None and second.poll() is None
         holder.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
         holder.commit()
         outputs = [p.communicate(timeout=60) for p in (first, second)]
@@ -82,6 +95,7 @@ def test_the_migration_lock_wait_is_not_cut_by_the_lock_timeout(cli, project, da
         holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
         holder.commit()
         waiting = start(project, database_url, "upgrade", env={"MIGRATION_LOCK_TIMEOUT": "1"})
+        assert waiting_for_the_lock(holder, 1)
         time.sleep(3)
         assert waiting.poll() is None, "still waiting after three times the lock timeout"
         holder.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})

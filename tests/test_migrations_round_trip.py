@@ -14,8 +14,9 @@ from pytest_alembic.tests import (  # noqa: F401  (collected as tests of this mo
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
-from app import create_app, dbadmin
-from app.migration_hooks import alembic_config as project_alembic_config
+from app import create_app
+from db_manage_tool import dbadmin
+from db_manage_tool.migration_hooks import alembic_config as project_alembic_config
 
 
 @pytest.fixture

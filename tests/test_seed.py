@@ -1,7 +1,7 @@
 """seed: the sample set is idempotent, the generated one deterministic and all-or-nothing."""
 from conftest import Database
 
-from app.seed import post_lines
+from app.seeds import post_lines
 
 SAMPLE = (3, 5, 6)
 POSTS_SQL = """SELECT p.id, p.title, p.content, p.slug, p.published, p.created_at, p.updated_at, u.username
@@ -38,7 +38,7 @@ def test_generated_rows_counts_and_spread(cli, database):
 def test_generated_rows_are_deterministic(cli, database, database_url, server_url, template_url):
     from conftest import sibling_url
 
-    from app import dbadmin
+    from db_manage_tool import dbadmin
     from sqlalchemy.engine import make_url
 
     other_url = sibling_url(server_url, "determinism")

@@ -3,7 +3,7 @@ import shutil
 
 from conftest import TOOL_TABLES, Database, versions
 
-from app import dbadmin, embedded
+from db_manage_tool import dbadmin, embedded
 
 APP_TABLES = {"public.users", "public.posts", "analytics.page_views"} | TOOL_TABLES
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from conftest import cli_env
 from sqlalchemy.engine import make_url
 
-from app import embedded
+from db_manage_tool import embedded
 
 SECRET = "Sh3ll-S3cret-pw"
 

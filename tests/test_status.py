@@ -4,7 +4,7 @@ import json
 from sqlalchemy import text
 
 from app import db
-from app.status import table_rows
+from db_manage_tool.status import table_rows
 
 
 def status_json(cli):
@@ -41,7 +41,7 @@ def test_status_lists_pending_migrations_in_order(cli, database, all_revisions):
 
 
 def test_status_on_an_empty_database(cli, missing_database_url, all_revisions):
-    from app import dbadmin
+    from db_manage_tool import dbadmin
 
     dbadmin.create_database(missing_database_url)
     result = cli("status", "--json", url=missing_database_url)

@@ -1,8 +1,21 @@
 """Where the database stands against migrations/versions: lost revisions, pending ones, several heads."""
+from alembic.script import Script
 from alembic.script.revision import ResolutionError
 from alembic.util import CommandError
 
-from app.errors import Failure
+from .errors import Failure
+
+
+def message(revision):
+    """Return a revision's message: the first non-blank line of its docstring, never Alembic's header block."""
+    first = next((line.strip() for line in revision.longdoc.splitlines() if line.strip()), "")
+    return "(no message)" if not first or first.startswith("Revision ID:") else first
+
+
+def use_first_line_messages():
+    """Make Alembic show each revision's message() (history, heads, errors) instead of its docstring's first
+    paragraph, which is the whole header block when the docstring's first line is blank."""
+    Script.doc = property(message)
 
 
 def is_known(script, revision):
@@ -38,7 +51,7 @@ def ensure_single_head(script):
 
 def ensure_several_heads():
     """Raise Failure when there is nothing to merge (one head or none)."""
-    from app.migration_hooks import script_directory
+    from .migration_hooks import script_directory
 
     heads = script_directory().get_heads()
     if len(heads) < 2:

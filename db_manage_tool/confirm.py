@@ -3,7 +3,7 @@ import sys
 
 import click
 
-from app.errors import Failure
+from .errors import Failure
 
 
 def confirm(what, yes):

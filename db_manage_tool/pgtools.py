@@ -5,12 +5,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from flask import current_app
+from .application import database_url
 from sqlalchemy.engine import make_url
 
-from app import embedded
-from app.dbadmin import server_connection
-from app.errors import Failure
+from . import embedded
+from .dbadmin import server_connection
+from .errors import Failure
 
 BINDIR_VARIABLE = "PG_BINDIR"  # set it to use only the programs of that folder
 
@@ -63,7 +63,7 @@ def shell(command=None):
 
     The password reaches psql through its environment, never its command line.
     """
-    url = current_app.config["SQLALCHEMY_DATABASE_URI"]
+    url = database_url()
     psql, _ = find_program("psql", server_major(url))
     return subprocess.run([str(psql), *(["--command", command] if command is not None else [])],
                           env=libpq_env(url)).returncode

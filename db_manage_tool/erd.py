@@ -1,15 +1,16 @@
 """`erd`: a Mermaid entity-relationship diagram of every model, across schemas (no database needed)."""
+import os
 import re
 from pathlib import Path
 
 import click
 from sqlalchemy.dialects import postgresql
 
-from app import db
+from .application import metadata
 
 HEADER = """# Entity-relationship diagram
 
-Written by `python db_manage.py erd --output {path}` from the models in `app/models/`;
+Written by `python db_manage.py erd --output {path}` from the application's models;
 run it again after changing a model. It renders as a picture wherever Markdown shows Mermaid.
 
 """
@@ -17,18 +18,17 @@ run it again after changing a model. It renders as a picture wherever Markdown s
 
 def erd(output=None):
     """Print the diagram, or write it to output as a Markdown file."""
-    diagram = mermaid(db.metadata)
+    diagram = mermaid(metadata())
     if output is None:
         return click.echo(diagram, nl=False)
     Path(output).parent.mkdir(parents=True, exist_ok=True)
-    Path(output).write_text(HEADER.format(path=output) + "```mermaid\n" + diagram + "```\n")
-    click.echo(f"Diagram of {len(db.metadata.tables)} tables written to {output}.", err=True)
+    shown = os.path.relpath(output)
+    Path(output).write_text(HEADER.format(path=shown) + "```mermaid\n" + diagram + "```\n")
+    click.echo(f"Diagram of {len(metadata().tables)} tables written to {shown}.", err=True)
 
 
 def mermaid(metadata):
     """Return metadata's tables, columns, keys and foreign-key relationships as a Mermaid erDiagram."""
-    import app.models  # noqa: F401  (every model registered on the metadata)
-
     tables = sorted(metadata.tables.values(), key=lambda t: (t.schema or "", t.name))
     lines = ["erDiagram"]
     for table in tables:

@@ -3,13 +3,13 @@ import json
 
 import click
 from alembic.runtime.migration import MigrationContext
-from flask import current_app
 from psycopg2 import sql
 from sqlalchemy import text
 
-from app import db, revisions
-from app.dbadmin import application_tables, execute_composed
-from app.migration_hooks import script_directory
+from . import revisions
+from .application import config_name, describe_database, engine
+from .dbadmin import application_tables, execute_composed
+from .migration_hooks import script_directory
 
 # Tables up to this size are counted exactly; larger ones use PostgreSQL's statistics (live rows, reltuples).
 EXACT_COUNT_MAX_BYTES = 32 * 1024 * 1024
@@ -17,26 +17,26 @@ EXACT_COUNT_MAX_BYTES = 32 * 1024 * 1024
 
 def server_version():
     """Return the server's version line (SELECT version())."""
-    with db.engine.connect() as connection:
+    with engine().connect() as connection:
         return connection.execute(text("SELECT version()")).scalar()
 
 
 def status(exact_limit=EXACT_COUNT_MAX_BYTES):
     """Return the database's state as a dict: server, configuration, revisions, pending migrations, tables."""
     script = script_directory()
-    with db.engine.connect() as connection:
+    with engine().connect() as connection:
         current = list(MigrationContext.configure(connection).get_current_heads())
         revisions.ensure_known(script, current)
         state = {
-            "database": current_app.config["DATABASE_DESCRIPTION"],
+            "database": describe_database(),
             "server_version": connection.execute(text("SHOW server_version")).scalar(),
-            "config": current_app.config["CONFIG_NAME"],
+            "config": config_name(),
             "current": current,
             "heads": list(script.get_heads()),
             "pending": revisions.pending(script, current),
             "tables": table_rows(connection, exact_limit),
         }
-    db.engine.dispose()
+    engine().dispose()
     return state
 
 

@@ -13,14 +13,14 @@ import os
 from contextlib import contextmanager
 
 import click
-from flask import current_app
 from psycopg2 import errors as pg_errors
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from app.errors import Failure
-from app.production_guard import OVERRIDE_VARIABLE, refuse_on_production
-from app.revisions import ensure_at_head, ensure_known, ensure_single_head, reaches_base
+from .application import config_name, lock_timeout, setting
+from .errors import Failure
+from .production_guard import OVERRIDE_VARIABLE, refuse_on_production
+from .revisions import ensure_at_head, ensure_known, ensure_single_head, reaches_base
 
 # A fixed key for this application's migrations ("dbmanage" in ASCII); advisory locks are per database.
 MIGRATION_LOCK_KEY = 0x64626D616E616765
@@ -40,7 +40,7 @@ def migration_run(connection, environment):
     """Hold the migration lock and the lock timeout around a run; turn its database errors into one sentence."""
     external = connection.in_transaction()  # a caller's transaction (reset, tests): stay inside it
     take_migration_lock(connection, transactional=external)
-    timeout = current_app.config["MIGRATION_LOCK_TIMEOUT"]
+    timeout = lock_timeout()
     running, start = RunningStep(), "?"
     try:
         set_lock_timeout(connection, f"{int(timeout * 1000)}ms", local=external)
@@ -103,15 +103,16 @@ def set_lock_timeout(connection, value, local):
 def record_environment(connection):
     """Record, in the migration's transaction, which configuration migrated this database.
 
-    A database once recorded as production stays so (a developer's laptop migrating it does not
-    lift its protection), unless the override is set.
+    A database once recorded under a protected configuration (production) stays so (a developer's
+    laptop migrating it does not lift its protection), unless the override is set.
     """
     connection.execute(text("""CREATE TABLE IF NOT EXISTS db_manage_metadata (
         key text PRIMARY KEY, value text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())"""))
     connection.execute(text("""INSERT INTO db_manage_metadata (key, value) VALUES ('environment', :name)
         ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = now()
-        WHERE db_manage_metadata.value <> 'production' OR :override"""),
-                       {"name": current_app.config["CONFIG_NAME"], "override": os.environ.get(OVERRIDE_VARIABLE) == "1"})
+        WHERE NOT db_manage_metadata.value = ANY(:protected) OR :override"""),
+                       {"name": config_name(), "protected": list(setting("PROTECTED_CONFIGS")),
+                        "override": os.environ.get(OVERRIDE_VARIABLE) == "1"})
 
 
 def failure_message(exc, step, start, timeout):

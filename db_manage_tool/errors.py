@@ -3,7 +3,7 @@ import os
 import sys
 import traceback
 
-from app.database_url import ConfigError, scrub
+from .database_url import ConfigError, scrub
 
 VERBOSE_VARIABLE = "DB_MANAGE_VERBOSE"
 
@@ -50,7 +50,8 @@ def report(exc):
     if os.environ.get(VERBOSE_VARIABLE):
         print(scrub("".join(traceback.format_exception(exc))), file=sys.stderr, end="")
     print(f"Error: {describe(exc)}", file=sys.stderr)
-    if not os.environ.get(VERBOSE_VARIABLE) and not isinstance(exc, Failure | ConfigError):
+    if not os.environ.get(VERBOSE_VARIABLE) and (getattr(exc, "traceback_helps", False)
+                                                 or not isinstance(exc, Failure | ConfigError)):
         print(f"(run `python db_manage.py --verbose COMMAND ...`, or set {VERBOSE_VARIABLE}=1, to see the traceback)",
               file=sys.stderr)
     return 1

@@ -8,20 +8,20 @@ from pathlib import Path
 
 import click
 from alembic.runtime.migration import MigrationContext
-from flask import current_app
 from sqlalchemy.engine import make_url
 
-from app import PROJECT_ROOT, db, dbadmin
-from app.confirm import confirm
-from app.errors import Failure
-from app.production_guard import refuse_on_production
-from app.pgtools import find_program, fitting_programs, libpq_env, server_major
+from . import dbadmin
+from .application import database_url, describe_database, engine, project_root
+from .confirm import confirm
+from .errors import Failure
+from .production_guard import refuse_on_production
+from .pgtools import find_program, fitting_programs, libpq_env, server_major
 
 
 def backup(output=None):
     """Dump the database to output (default backups/backup_YYYYmmdd_HHMMSS.dump), mode 0600; return its path."""
-    url = current_app.config["SQLALCHEMY_DATABASE_URI"]
-    target = Path(output or PROJECT_ROOT / "backups" / f"backup_{datetime.now():%Y%m%d_%H%M%S}.dump").resolve()
+    url = database_url()
+    target = Path(output or project_root() / "backups" / f"backup_{datetime.now():%Y%m%d_%H%M%S}.dump").resolve()
     pg_dump, major = find_program("pg_dump", server_major(url))
     pg_restore, _ = find_program("pg_restore", major)
     click.echo(f"Using {pg_dump} (PostgreSQL {major}).", err=True)
@@ -43,13 +43,13 @@ def backup(output=None):
 
 def restore(path, yes=False):
     """Restore the dump at path into the configured database (created if missing), after confirmation."""
-    url = current_app.config["SQLALCHEMY_DATABASE_URI"]
+    url = database_url()
     refuse_on_production("restore over the database")
     dump = Path(path)
     if not dump.is_file():
         raise Failure(f"No backup file at {dump}: nothing was changed.")
     pg_restore = readable_by(dump, url)
-    confirm(f"Restore {dump} into {current_app.config['DATABASE_DESCRIPTION']}: its objects are dropped "
+    confirm(f"Restore {dump} into {describe_database()}: its objects are dropped "
             "and replaced by the backup's.", yes)
     created = dbadmin.create_database(url)
     started = time.monotonic()
@@ -62,9 +62,9 @@ def restore(path, yes=False):
         raise
     if created:
         click.echo(f"Created database {make_url(url).database!r}.", err=True)
-    with db.engine.connect() as connection:
+    with engine().connect() as connection:
         revision = MigrationContext.configure(connection).get_current_revision()
-    db.engine.dispose()
+    engine().dispose()
     click.echo(f"Restored {dump} in {time.monotonic() - started:.1f} s; "
                f"the database is at revision {revision or 'none (no migration recorded)'}.", err=True)
     return revision

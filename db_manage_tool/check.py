@@ -1,21 +1,26 @@
 """`check`: do the models, the migrations and the database agree? (for CI)"""
 import click
+from sqlalchemy import DefaultClause
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.types import TypeEngine
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from flask import current_app
 
-from app import db
-from app.errors import Failure
-from app.migration_hooks import script_directory
-from app.revisions import ensure_known
+from .application import engine, metadata, migrate_extension
+from .errors import Failure
+from .migration_hooks import configure_args, script_directory
+from .revisions import ensure_known
 
-COMPARE_OPTIONS = ("include_schemas", "include_name", "compare_type", "compare_server_default")
+# The settings of context.configure() that decide what autogenerate compares (the application's included).
+COMPARE_OPTIONS = ("include_schemas", "include_name", "include_object", "compare_type", "compare_server_default",
+                   "version_table", "version_table_schema")
 
 
 def check():
     """Print every difference in words and raise Failure if there is any; say so when all agree."""
     problems = revision_problems() + [describe(diff) for diff in model_differences()]
-    db.engine.dispose()
+    engine().dispose()
     for problem in problems:
         click.echo(f"- {problem}")
     if problems:
@@ -27,7 +32,7 @@ def revision_problems():
     """Return sentences for a database not at the single head of the migrations."""
     script = script_directory()
     heads = list(script.get_heads())
-    with db.engine.connect() as connection:
+    with engine().connect() as connection:
         current = list(MigrationContext.configure(connection).get_current_heads())
     ensure_known(script, current)
     problems = []
@@ -41,11 +46,11 @@ def revision_problems():
 
 def model_differences():
     """Return Alembic's differences between the models and the database, with the project's compare settings."""
-    args = current_app.extensions["migrate"].configure_args
-    with db.engine.connect() as connection:
+    args = configure_args(migrate_extension().configure_args)
+    with engine().connect() as connection:
         context = MigrationContext.configure(
-            connection, opts={"target_metadata": db.metadata, **{k: args[k] for k in COMPARE_OPTIONS}})
-        return flatten(compare_metadata(context, db.metadata))
+            connection, opts={"target_metadata": metadata(), **{k: args[k] for k in COMPARE_OPTIONS if k in args}})
+        return flatten(compare_metadata(context, metadata()))
 
 
 def flatten(diffs):
@@ -65,13 +70,33 @@ def describe(diff):
         return f"column {_qualified(schema, table)}.{column.name} is {where}"
     if kind.startswith("modify_"):
         _, schema, table, column, _, existing, new = diff
-        what = {"modify_type": "type", "modify_nullable": "nullable", "modify_default": "server default"}.get(kind, kind)
-        return f"column {_qualified(schema, table)}.{column}: {what} is {existing!r} in the database, {new!r} in the models"
+        what = {"modify_type": "type", "modify_nullable": "nullability", "modify_default": "server default",
+                "modify_comment": "comment"}.get(kind, kind)
+        return (f"column {_qualified(schema, table)}.{column}: {what} is {sql_words(existing, kind)} in the database, "
+                f"{sql_words(new, kind)} in the models")
     obj = diff[1]
     where = "in the models, not in the database" if kind.startswith("add") else "in the database, not in the models"
     label = {"index": "index", "constraint": "constraint", "fk": "foreign key"}[kind.split("_", 1)[1]]
-    table = getattr(getattr(obj, "table", None), "name", getattr(obj, "parent", None))
-    return f"{label} {obj.name} on {table} is {where}"
+    table = getattr(getattr(obj, "table", None), "name", None) or getattr(getattr(obj, "parent", None), "name", "?")
+    name = obj.name or f"(unnamed, on {', '.join(c.name for c in getattr(obj, 'columns', [])) or 'an expression'})"
+    return f"{label} {name} on {table} is {where}"
+
+
+def sql_words(value, kind):
+    """Return a column's type, nullability or server default as SQL words (never a Python repr)."""
+    if kind == "modify_nullable":
+        return "NULL allowed" if value else "NOT NULL"
+    if value is None:
+        return "none"
+    if isinstance(value, TypeEngine):
+        return value.compile(dialect=postgresql.dialect())
+    if isinstance(value, DefaultClause):  # the models' side: a string there is a literal
+        value = value.arg
+        if isinstance(value, str):
+            return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, ClauseElement):
+        return str(value.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+    return str(value)
 
 
 def _qualified(schema, name):

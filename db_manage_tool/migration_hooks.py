@@ -1,37 +1,54 @@
-"""How Alembic compares and writes migrations for this project, passed to Flask-Migrate.
+"""How Alembic compares and writes migrations: the tool's settings, merged with the application's.
 
-These settings reach Alembic through Migrate(**configure_args()): the env.py that
-Flask-Migrate's stock template writes and the project's own template (app/migration_template)
-both pass them to context.configure(), so they survive `flask db init` in an empty folder.
+The tool's env.py (migration_template/env.py) passes configure_args(...) to context.configure():
+the tool's comparison settings and hooks, with whatever the application gave Migrate(...)
+on top (its own include_name and process_revision_directives run after the tool's).
 """
 import logging
-import sys
 
 import click
 from alembic.operations import ops
 from alembic.script import ScriptDirectory
-from flask import current_app
 from sqlalchemy import inspect
 from sqlalchemy.dialects import postgresql
+
+from .application import database, metadata, migrate_extension
 
 log = logging.getLogger("alembic.env")
 
 
-def configure_args():
-    """Return the keyword arguments that Flask-Migrate hands to Alembic's context.configure()."""
-    return {
-        "compare_type": True,
-        "compare_server_default": True,
-        "render_as_batch": False,  # PostgreSQL alters tables in place; batch mode is for SQLite
-        "include_schemas": True,
-        "include_name": include_name,
-        "process_revision_directives": process_revision_directives,
-    }
+TOOL_DEFAULTS = {"compare_type": True, "compare_server_default": True, "include_schemas": True}
+
+
+def configure_args(app_args=None):
+    """Return the keyword arguments for Alembic's context.configure(): the tool's, then the application's."""
+    app_args = dict(app_args or {})
+    app_include, app_directives = app_args.pop("include_name", None), app_args.pop("process_revision_directives", None)
+    args = {**TOOL_DEFAULTS, **app_args}
+    args["render_as_batch"] = False  # PostgreSQL alters tables in place (Flask-Migrate's default is for SQLite)
+    args["include_name"] = include_name if app_include is None else both(include_name, app_include)
+    args["process_revision_directives"] = (process_revision_directives if app_directives is None
+                                           else chained(process_revision_directives, app_directives))
+    return args
+
+
+def both(first, second):
+    """Return an include_name hook that accepts what both hooks accept."""
+    return lambda name, type_, parent_names: first(name, type_, parent_names) and second(name, type_, parent_names)
+
+
+def chained(first, second):
+    """Return a process_revision_directives hook that runs first, then second unless first emptied the list."""
+    def run(context, revision, directives):
+        first(context, revision, directives)
+        if directives:
+            second(context, revision, directives)
+    return run
 
 
 def alembic_config(autogenerate=False):
     """Return Flask-Migrate's Alembic configuration for the current app."""
-    return current_app.extensions["migrate"].migrate.get_config(opts=["autogenerate"] if autogenerate else None)
+    return migrate_extension().migrate.get_config(opts=["autogenerate"] if autogenerate else None)
 
 
 def script_directory():
@@ -41,8 +58,7 @@ def script_directory():
 
 def model_schemas():
     """Return the schemas the models use, None standing for the default one."""
-    metadata = current_app.extensions["migrate"].db.metadata
-    return {table.schema for table in metadata.tables.values()} | {None}
+    return {table.schema for table in metadata().tables.values()} | {None}
 
 
 def include_name(name, type_, parent_names):
@@ -59,12 +75,18 @@ def process_revision_directives(context, revision, directives):
     script = directives[0]
     if getattr(context.config.cmd_opts, "autogenerate", False) and script.upgrade_ops.is_empty():
         directives[:] = []
-        loaded = ", ".join(sorted(m for m in sys.modules if m.startswith("app.models.")))
-        log.info(f"No changes in schema detected; no migration written (model modules loaded: {loaded}).")
+        log.info(f"No changes in schema detected; no migration written (model modules loaded: {model_modules()}).")
         return
     add_schema_operations(context.connection, script)
     for warning in rename_warnings(script.upgrade_ops):
         click.echo(f"Warning: {warning}", err=True)
+
+
+def model_modules():
+    """Return the modules that define the application's mapped models, as one readable list."""
+    registry = getattr(getattr(database(), "Model", None), "registry", None)
+    modules = sorted({mapper.class_.__module__ for mapper in registry.mappers}) if registry else []
+    return ", ".join(modules) or "none"
 
 
 def rename_warnings(upgrade_ops):

@@ -6,16 +6,16 @@ together, so a failing migration leaves the database as it was.
 import click
 from alembic import command
 from alembic.runtime.migration import MigrationContext
-from flask import current_app
 from psycopg2 import sql
 from sqlalchemy import text
 
-from app import db
-from app.dbadmin import application_tables, execute_composed
-from app.confirm import confirm
-from app.errors import Failure
-from app.migration_hooks import alembic_config
-from app.production_guard import refuse_on_production
+from .adoption import is_tool_environment
+from .application import describe_database, engine, migrations_directory
+from .dbadmin import application_tables, execute_composed
+from .confirm import confirm
+from .errors import Failure
+from .migration_hooks import alembic_config
+from .production_guard import refuse_on_production
 
 # Objects of an extension, and sequences owned by a column, go with their owner.
 NOT_OWNED = """NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = CAST('{catalog}' AS regclass)
@@ -65,21 +65,34 @@ def reset(yes=False, table=None, schema=None, seed=False):
         revision = reset_database(yes)
         click.echo(f"Reset done: the database is at revision {revision} (head).", err=True)
     if seed:
-        from app.seed import seed_database
+        from .seed import seed_database
 
         seed_database()
 
 
 def reset_database(yes):
-    """Drop every object of the application's schemas, then migrate to head, in one transaction."""
-    with db.engine.connect() as connection, connection.begin():
+    """Drop every object of the application's schemas, then migrate to head, in one transaction.
+
+    An env.py that is not the tool's opens its own connection (it would wait forever behind the
+    drops): then the drops are committed first and the migrations run as a second step.
+    """
+    atomic = is_tool_environment(migrations_directory())
+    with engine().connect() as connection, connection.begin():
         drops, summary = drop_plan(connection)
         confirm(f"Reset {describe_database()}: DROP everything below, then migrate to head.\n{summary}", yes)
         for statement in drops:
             execute_composed(connection, statement)
-        migrate_to_head(connection)
-        revision = MigrationContext.configure(connection).get_current_revision()
-    db.engine.dispose()
+        if atomic:
+            migrate_to_head(connection)
+            revision = MigrationContext.configure(connection).get_current_revision()
+    if not atomic:
+        click.echo(f"Note: {migrations_directory() / 'env.py'} is not db_manage's: the drops were committed "
+                   "first and the migrations ran as a second step (`python db_manage.py adopt` makes a reset "
+                   "one transaction again).", err=True)
+        command.upgrade(alembic_config(), "head")
+        with engine().connect() as connection:
+            revision = MigrationContext.configure(connection).get_current_revision()
+    engine().dispose()
     return revision
 
 
@@ -110,7 +123,7 @@ def migrate_to_head(connection):
 
 def empty_tables(table, schema, yes):
     """TRUNCATE the table (or every table of the schema) and the tables whose foreign keys force it."""
-    with db.engine.connect() as connection, connection.begin():
+    with engine().connect() as connection, connection.begin():
         targets = resolve_targets(connection, table, schema)
         chosen = {(s, t) for _, s, t in targets}
         tables = connection.execute(REFERENCING_CLOSURE, {"oids": [oid for oid, _, _ in targets]}).all()
@@ -121,7 +134,7 @@ def empty_tables(table, schema, yes):
         confirm(f"Empty these tables of {describe_database()} (structure and migrations kept):\n{summary}", yes)
         execute_composed(connection, sql.SQL("TRUNCATE TABLE {} RESTART IDENTITY").format(
             sql.SQL(", ").join(sql.Identifier(s, t) for s, t in tables)))
-    db.engine.dispose()
+    engine().dispose()
     return [f"{s}.{t}" for s, t in tables]
 
 
@@ -147,11 +160,6 @@ def resolve_targets(connection, table, schema):
 def table_names(connection, schema):
     """Return the names of the tables of schema."""
     return [row[2] for row in application_tables(connection, schema)]
-
-
-def describe_database():
-    """Return the database in words, password masked."""
-    return current_app.config["DATABASE_DESCRIPTION"]
 
 
 def _names(names):

@@ -1,18 +1,17 @@
-"""`seed`: a small sample data set (idempotent), and a large generated one loaded with COPY.
+"""The application's seed data, run by `python db_manage.py seed` (in one transaction).
 
-Everything runs in one transaction: a seed that fails halfway writes nothing.
+A small sample set, completed by natural key (idempotent), and a large generated set of users
+and posts (`seed --users N --posts M`) streamed through COPY. Rewrite or delete this file
+with the models: no command depends on it except `seed`.
 """
 import random
-import sys
 from datetime import datetime, timedelta, timezone
 
-import click
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 
-from app import db
 from app.models import PageView, Post, User
-from app.production_guard import refuse_on_production
+from db_manage_tool.seeding import copy_rows, progress_bar
 
 T0 = datetime(2025, 1, 6, 9, 30, tzinfo=timezone.utc)
 SAMPLE_USERS = [
@@ -41,23 +40,17 @@ LAST = ("smith jones garcia miller davis lopez wilson moore taylor thomas white 
         "walker hall allen king wright scott green baker adams nelson").split()
 WORDS = ("database schema migration index query table column row server cache request deploy release feature "
          "bug test model view route token session backup replica lock transaction commit rollback").split()
-# Small chunks keep the server busy while Python writes the next one (5000-row chunks ran 1.7x slower).
-CHUNK_ROWS = 100
-CHUNK_BYTES = 1 << 15
-# The posts' columns in the order post_lines writes them.
-POST_COLUMNS = "title, content, slug, published, status, created_at, updated_at, author_id"
+# The columns in the order user_lines and post_lines write them.
+USER_COLUMNS = ("username", "email", "created_at")
+POST_COLUMNS = ("title", "content", "slug", "published", "status", "created_at", "updated_at", "author_id")
 SPAN = timedelta(days=730)  # generated timestamps spread over the two years before T0
 
 
-def seed_database(users=0, posts=0):
-    """Add the sample data set, then users and posts generated on top; say and return what was added."""
-    refuse_on_production("seed the database")
-    with db.engine.connect() as connection, connection.begin():
-        added = seed_sample(connection)
-        if users or posts:
-            added.update(seed_generated(connection, users, posts))
-    db.engine.dispose()
-    click.echo("Seeded: " + ", ".join(f"{count} {what}" for what, count in added.items()) + " added.", err=True)
+def seed(connection, users=0, posts=0):
+    """Add the sample data set, then users and posts generated on top; return what was added."""
+    added = seed_sample(connection)
+    if users or posts:
+        added.update(seed_generated(connection, users, posts))
     return added
 
 
@@ -86,10 +79,10 @@ def seed_generated(connection, users, posts):
     user_start = connection.execute(select(func.count()).where(User.email.like(f"%@{GENERATED_DOMAIN}"))).scalar()
     post_start = connection.execute(select(func.count()).select_from(Post)).scalar()
     with progress_bar(users + posts) as bar:
-        copy_rows(connection, "users (username, email, created_at)", user_lines(user_start, users), bar)
+        copy_rows(connection, User.__table__, USER_COLUMNS, user_lines(user_start, users), bar)
         if posts:
             author_ids = connection.execute(select(User.id).order_by(User.id)).scalars().all()
-            copy_rows(connection, f"posts ({POST_COLUMNS})", post_lines(post_start, posts, author_ids), bar)
+            copy_rows(connection, Post.__table__, POST_COLUMNS, post_lines(post_start, posts, author_ids), bar)
     return {"generated users": users, "generated posts": posts}
 
 
@@ -115,45 +108,3 @@ def post_lines(start, count, author_ids):
         yield (f"{first.capitalize()} and {second}, part {i}\t{content}\t{first}-{second}-{i}\t{'tf'[not published]}\t"
                f"{'published' if published else 'draft'}\t{created.isoformat()}\t{updated.isoformat()}\t"
                f"{rng.choice(author_ids)}\n")
-
-
-def copy_rows(connection, target, lines, bar):
-    """Stream lines into `COPY target FROM STDIN` on connection's transaction, CHUNK_ROWS at a time."""
-    cursor = connection.connection.dbapi_connection.cursor()
-    cursor.copy_expert(f"COPY {target} FROM STDIN", ChunkReader(lines, bar), size=CHUNK_BYTES)  # target: a constant
-
-
-class ChunkReader:
-    """A file-like object that COPY reads: it joins the next lines only when asked, so memory stays flat."""
-
-    def __init__(self, lines, bar):
-        self.lines, self.bar, self.buffer = lines, bar, b""
-
-    def read(self, size):
-        """Return at most size bytes of the next lines (b"" at the end)."""
-        while len(self.buffer) < size:
-            chunk = [line for _, line in zip(range(CHUNK_ROWS), self.lines)]
-            if not chunk:
-                break
-            self.buffer += "".join(chunk).encode()
-            if self.bar is not None:
-                self.bar.update(len(chunk))
-        data, self.buffer = self.buffer[:size], self.buffer[size:]
-        return data
-
-
-class _NoBar:
-    """Stands in for a progress bar when the output is not a terminal."""
-
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
-
-
-def progress_bar(length):
-    """Return click's progress bar on a terminal, or a stand-in that shows nothing."""
-    if not sys.stderr.isatty():
-        return _NoBar()
-    return click.progressbar(length=length, label="Seeding", file=sys.stderr)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from app.database_url import ConfigError
+from .database_url import ConfigError
 
 
 def embedded_url(pgdata, database):

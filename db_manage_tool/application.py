@@ -1,0 +1,143 @@
+"""The application the tool serves, loaded the way the `flask` command loads it, and its settings.
+
+The tool never imports the application by name: FLASK_APP says where it is (default: the
+project's run.py), Flask-Migrate's extension says where its models and migrations are, and
+app.config holds the tool's settings, each with a documented default.
+"""
+import os
+from pathlib import Path
+
+import click
+from flask import current_app
+
+from .database_url import ConfigError, mask
+from .errors import Failure
+
+# The tool's settings, read from app.config; a missing key is its default.
+DEFAULTS = {
+    "CONFIG_NAME": None,  # the configuration's name: default $FLASK_CONFIG, else development
+    "PROTECTED_CONFIGS": ("production",),  # configurations whose databases destructive commands refuse
+    "MIGRATION_LOCK_TIMEOUT": 10.0,  # seconds a migration statement may wait for a table lock; 0: no limit
+    "DATABASE_DESCRIPTION": None,  # how messages name the database: default its URL, password masked
+    "SEED_MODULE": None,  # the module holding the application's seed(); default: seeds beside the app
+}
+ANNOUNCE_VARIABLE = "DB_MANAGE_ANNOUNCE"
+_announced = False
+
+
+class AppNotLoaded(Failure):
+    """The application could not be loaded or does not use Flask-Migrate."""
+
+
+def load_app(announce=True):
+    """Load the application as `flask` does (.env, .flaskenv, FLASK_APP) and check that it uses Flask-Migrate."""
+    from flask.cli import NoAppException, ScriptInfo, load_dotenv
+
+    from .revisions import use_first_line_messages
+
+    use_first_line_messages()
+    load_dotenv()
+    where = os.environ.get("FLASK_APP") or "wsgi.py or app.py"
+    try:
+        app = ScriptInfo(app_import_path=os.environ.get("FLASK_APP"), set_debug_flag=False).load_app()
+    except NoAppException as exc:
+        raise AppNotLoaded(f"No Flask application found at FLASK_APP={where} ({first_line(exc.format_message())}): "
+                           "point --app or FLASK_APP at the module or factory, e.g. --app 'myapp:create_app()'.") from exc
+    except ConfigError:  # a setting is missing or wrong: its message says which and what to do
+        raise
+    except Exception as exc:  # the application's own start-up failed: say so, with its first line
+        failure = AppNotLoaded(f"The application (FLASK_APP={where}) failed to start: "
+                               f"{type(exc).__name__}: {first_line(str(exc))}")
+        failure.traceback_helps = True
+        raise failure from exc
+    if "migrate" not in app.extensions:
+        raise AppNotLoaded(f"The application (FLASK_APP={where}) does not use Flask-Migrate: add "
+                           "`migrate = Migrate(app, db)` (or migrate.init_app(app, db) in its factory).")
+    if announce:
+        with app.app_context():
+            announce_database()
+    return app
+
+
+def first_line(text):
+    """Return the first non-empty line of text."""
+    return next((line.strip() for line in str(text).splitlines() if line.strip()), str(text).strip())
+
+
+def announce_database():
+    """Say once per process, on stderr, which database and configuration the command uses (when asked to)."""
+    global _announced
+    if _announced or os.environ.get(ANNOUNCE_VARIABLE) != "1":
+        return
+    _announced = True
+    click.echo(f"Database: {describe_database()} ({config_name()} configuration)", err=True)
+
+
+def setting(name):
+    """Return the tool's setting `name` from app.config, or its default."""
+    value = current_app.config.get(name)
+    return DEFAULTS[name] if value is None else value
+
+
+def config_name():
+    """Return the name of the configuration in use: CONFIG_NAME, else $FLASK_CONFIG, else development."""
+    return setting("CONFIG_NAME") or os.environ.get("FLASK_CONFIG") or "development"
+
+
+def is_protected(name):
+    """Return True when destructive commands must refuse a database of configuration `name`."""
+    return name in tuple(setting("PROTECTED_CONFIGS"))
+
+
+def lock_timeout():
+    """Return MIGRATION_LOCK_TIMEOUT in seconds, checked."""
+    value = setting("MIGRATION_LOCK_TIMEOUT")
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1
+    if not 0 <= seconds < float("inf"):
+        raise Failure(f"MIGRATION_LOCK_TIMEOUT must be a number of seconds (0 for no limit), not {value!r}.")
+    return seconds
+
+
+def migrate_extension():
+    """Return Flask-Migrate's state of the current app (its db, directory and configure_args)."""
+    return current_app.extensions["migrate"]
+
+
+def database():
+    """Return the Flask-SQLAlchemy object (db) that Flask-Migrate was given."""
+    return migrate_extension().db
+
+
+def engine():
+    """Return the engine of the application's default database."""
+    db = database()
+    return db.engine if hasattr(db, "engine") else db.get_engine()
+
+
+def metadata():
+    """Return the models' MetaData (the default bind's, as Flask-Migrate's env.py does)."""
+    db = database()
+    return db.metadatas[None] if hasattr(db, "metadatas") else db.metadata
+
+
+def migrations_directory():
+    """Return the migrations folder Flask-Migrate was given, as an absolute path."""
+    return Path(migrate_extension().directory).resolve()
+
+
+def describe_database():
+    """Return the database in words, password masked."""
+    return setting("DATABASE_DESCRIPTION") or mask(engine().url)
+
+
+def database_url():
+    """Return the application's database URL as text, password included (for libpq, never shown)."""
+    return engine().url.render_as_string(hide_password=False)
+
+
+def project_root():
+    """Return the project folder: where db_manage.py runs (its working directory)."""
+    return Path.cwd()

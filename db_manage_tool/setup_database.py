@@ -1,0 +1,87 @@
+"""`setup`: what a fresh checkout needs, as Flask-Migrate's steps run in one process.
+
+It never writes a migration on top of a history: with revisions in the migrations folder it
+creates the database if missing and upgrades to head, and only reports what the models add.
+"""
+from pathlib import Path
+
+import click
+from alembic import command
+from alembic.runtime.migration import MigrationContext
+from flask_migrate import Config as MigrateConfig
+from sqlalchemy.engine import make_url
+
+from . import dbadmin
+from .adoption import foreign_environment_note
+from .application import database_url, engine, migrations_directory
+from .migration_hooks import alembic_config, script_directory
+
+TEMPLATE = Path(__file__).resolve().parent / "migration_template"
+
+
+def setup_database():
+    """Create the database, init the migrations folder if missing, upgrade; write an initial revision only
+    when there is no revision at all, else report how the models differ from the migrated database."""
+    ensure_database(database_url())
+    ensure_migrations_folder(TEMPLATE)
+    note = foreign_environment_note(migrations_directory())
+    if note:
+        click.echo(note, err=True)
+    if not list(script_directory().walk_revisions()):
+        if write_migration_if_models_differ("Initial migration"):
+            upgrade_to_head()
+    else:
+        upgrade_to_head()
+        report_model_differences()
+    with engine().connect() as connection:
+        revision = MigrationContext.configure(connection).get_current_revision()
+    engine().dispose()
+    click.echo(f"Setup complete: the database is at revision {revision or 'base'} (head).", err=True)
+    return revision
+
+
+def ensure_database(url):
+    """Create the database named in url when the server does not have it yet."""
+    name = make_url(url).database
+    created = dbadmin.create_database(url)
+    click.echo(f"Database {name!r}: {'created' if created else 'exists'}.", err=True)
+
+
+def ensure_migrations_folder(template):
+    """Run `flask db init` with the tool's template when the migrations folder has no env.py."""
+    directory = migrations_directory()
+    if (directory / "env.py").exists():
+        return
+    click.echo(f"$ flask db init --template {template}", err=True)
+    config = MigrateConfig(template_directory=str(template.parent))
+    config.set_main_option("script_location", str(directory))
+    config.config_file_name = str(directory / "alembic.ini")
+    command.init(config, str(directory), template=template.name)
+
+
+def upgrade_to_head():
+    """Run `flask db upgrade`: apply every pending migration."""
+    click.echo("$ flask db upgrade", err=True)
+    command.upgrade(alembic_config(), "head")
+
+
+def write_migration_if_models_differ(message):
+    """Run `flask db migrate` with message; return True when the models differed and a file was written."""
+    click.echo(f"$ flask db migrate --message {message!r}", err=True)
+    script = command.revision(alembic_config(autogenerate=True), message=message, autogenerate=True)
+    return bool(script)
+
+
+def report_model_differences():
+    """Warn, in check's words, about each difference between the models and the migrated database."""
+    from .check import describe, model_differences
+
+    differences = [describe(diff) for diff in model_differences()]
+    if not differences:
+        return
+    click.echo(f"Warning: the models differ from the migrated database in {len(differences)} way(s); "
+               "setup writes no migration on top of a history:", err=True)
+    for difference in differences:
+        click.echo(f"- {difference}", err=True)
+    click.echo('If these changes are yours, write their migration with `python db_manage.py migrate "MESSAGE"`, '
+               "review it, then `python db_manage.py upgrade`.", err=True)

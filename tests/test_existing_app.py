@@ -1,0 +1,406 @@
+"""The tool apart from the demo app (issue 11): an existing application adopts db_manage.py, as the README says.
+
+tests/apps/storefront is another project, laid out as tutorial Flask apps are: a package
+`storefront/` with an application factory, an `errors/` blueprint package, no naming convention,
+and a migrations folder made by Flask-Migrate's `flask db init` with a hand-written history
+(batch_alter_table, raw SQL: a function and a functional unique index). Each test works on a
+temporary copy of it, adopted as the README's steps say:
+
+  (a) copy db_manage.py and db_manage_tool/ into the project's root (beside migrations/);
+  (b) say where the application is: FLASK_APP=storefront:create_app() in .flaskenv
+      (or --app on every command);
+  (c) `python db_manage.py adopt` (the tests before (c) run the application's own env.py).
+
+Every command then runs against a fresh database of the real PostgreSQL server, and the tests
+assert on that database's state.
+"""
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, TOOL_TABLES, Database, cli_env
+
+STOREFRONT = Path(__file__).resolve().parent / "apps" / "storefront"
+APP = "storefront:create_app()"
+REVISIONS = [  # oldest first: (revision, message)
+    ("1a2b3c4d5e6f", "customers and products"),
+    ("2b3c4d5e6f70", "orders"),
+    ("3c4d5e6f7081", "customer name and sku index"),
+    ("4d5e6f708192", "product active flag"),
+]
+HEAD = REVISIONS[-1][0]
+APP_TABLES = {"public.customers", "public.products", "public.orders"}
+FUNCTION = "customer_order_count(integer)"
+INDEXES = {"customers_pkey", "uq_customers_email_lower", "products_pkey", "products_sku_key", "ix_products_sku",
+           "orders_pkey"}
+TOOL_MARKER = "db_manage_tool.environment"
+
+# Flask-Migrate 2.x's env.py (flask db init of 2.5-2.7), as many older projects still have it.
+FLASK_MIGRATE_2_ENV = '''from __future__ import with_statement
+
+import logging
+from logging.config import fileConfig
+
+from sqlalchemy import engine_from_config
+from sqlalchemy import pool
+
+from alembic import context
+
+# this is the Alembic Config object, which provides
+# access to the values within the .ini file in use.
+config = context.config
+
+# Interpret the config file for Python logging.
+# This line sets up loggers basically.
+fileConfig(config.config_file_name)
+logger = logging.getLogger('alembic.env')
+
+# add your model's MetaData object here
+# for 'autogenerate' support
+# from myapp import mymodel
+# target_metadata = mymodel.Base.metadata
+from flask import current_app
+config.set_main_option(
+    'sqlalchemy.url',
+    current_app.config.get('SQLALCHEMY_DATABASE_URI').replace('%', '%%'))
+target_metadata = current_app.extensions['migrate'].db.metadata
+
+
+def run_migrations_offline():
+    """Run migrations in 'offline' mode."""
+    url = config.get_main_option("sqlalchemy.url")
+    context.configure(
+        url=url, target_metadata=target_metadata, literal_binds=True
+    )
+
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online():
+    """Run migrations in 'online' mode."""
+
+    # this callback is used to prevent an auto-migration from being generated
+    # when there are no changes to the schema
+    # reference: http://alembic.zzzcomputing.com/en/latest/cookbook.html
+    def process_revision_directives(context, revision, directives):
+        if getattr(config.cmd_opts, 'autogenerate', False):
+            script = directives[0]
+            if script.upgrade_ops.is_empty():
+                directives[:] = []
+                logger.info('No changes in schema detected.')
+
+    connectable = engine_from_config(
+        config.get_section(config.config_ini_section),
+        prefix='sqlalchemy.',
+        poolclass=pool.NullPool,
+    )
+
+    with connectable.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            process_revision_directives=process_revision_directives,
+            **current_app.extensions['migrate'].configure_args
+        )
+
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()
+'''
+
+
+class Storefront:
+    """A temporary copy of the storefront project after steps (a) and (b), and its database."""
+
+    def __init__(self, root, url):
+        self.root, self.url, self.db = root, url, Database(url)
+        self.env_py = root / "migrations" / "env.py"
+
+    def run(self, *args, timeout=120):
+        """Run `python db_manage.py ARGS` in the copy; check that it failed (if at all) in one sentence."""
+        command = [sys.executable, "db_manage.py", *args]
+        result = subprocess.run(command, cwd=self.root, env=cli_env(self.url), capture_output=True, text=True,
+                                timeout=timeout)
+        output = result.stdout + result.stderr
+        assert "Traceback" not in output and "Unexpected" not in output, output
+        database_lines = [line for line in output.splitlines() if line.startswith("Database:")]
+        assert len(database_lines) <= 1, output
+        return result
+
+    def ok(self, *args, **kwargs):
+        """Run a command that must succeed; return its result."""
+        result = self.run(*args, **kwargs)
+        assert result.returncode == 0, f"{args}: {result.stdout}{result.stderr}"
+        return result
+
+    def versions(self):
+        """Return the names of the revision files."""
+        return sorted(p.name for p in (self.root / "migrations" / "versions").glob("*.py"))
+
+    def indexes(self):
+        """Return the names of the indexes of the app's tables."""
+        return {name for (name,) in self.db.rows(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = 'public' "
+            "AND tablename IN ('customers', 'products', 'orders')")}
+
+    def has_function(self):
+        """Return True when the migrations' SQL function exists."""
+        return self.db.scalar(f"SELECT to_regprocedure('{FUNCTION}') IS NOT NULL")
+
+    def add_rows(self):
+        """Insert two customers, a product and an order."""
+        self.db.execute("INSERT INTO customers (email, name) VALUES ('ada@example.com', 'Ada'), "
+                        "('bob@example.com', 'Bob')")
+        self.db.execute("INSERT INTO products (sku, name, price) VALUES ('MUG-1', 'Mug', 7.50)")
+        self.db.execute("INSERT INTO orders (customer_id, placed_at) "
+                        "SELECT id, now() FROM customers WHERE email = 'ada@example.com'")
+
+    def counts(self):
+        """Return {table: rows} of the app's tables."""
+        return {t: self.db.scalar(f"SELECT count(*) FROM {t.split('.')[1]}") for t in sorted(APP_TABLES)}
+
+    def assert_at_head(self):
+        """Assert that the database holds the app's schema at head: tables, columns, function and indexes."""
+        assert self.db.revision() == HEAD
+        assert APP_TABLES <= self.db.tables()
+        assert set(self.db.columns("customers")) == {"id", "email", "name", "created_at"}
+        assert set(self.db.columns("products")) == {"id", "sku", "name", "price", "active"}
+        assert set(self.db.columns("orders")) == {"id", "customer_id", "placed_at"}
+        assert self.has_function()
+        assert INDEXES <= self.indexes()
+        assert self.db.scalar("SELECT count(*) FROM pg_constraint WHERE conname = 'products_price_check'") == 1
+
+    def assert_email_unique_whatever_its_case(self):
+        """Assert that the functional unique index refuses a second e-mail differing only in case."""
+        self.db.execute("INSERT INTO customers (email) VALUES ('Case@Example.com')")
+        with pytest.raises(Exception, match="uq_customers_email_lower"):
+            self.db.execute("INSERT INTO customers (email) VALUES ('case@example.COM')")
+        self.db.execute("DELETE FROM customers WHERE lower(email) = 'case@example.com'")
+
+
+@pytest.fixture
+def storefront(tmp_path, missing_database_url):
+    """A copy of tests/apps/storefront after adoption steps (a) and (b); its database does not exist yet."""
+    root = tmp_path / "storefront"
+    shutil.copytree(STOREFRONT, root, ignore=shutil.ignore_patterns("__pycache__"))
+    assert not (root / "app").exists() and not (root / "run.py").exists()
+    # (a) the tool beside migrations/
+    shutil.copy2(ROOT / "db_manage.py", root / "db_manage.py")
+    shutil.copytree(ROOT / "db_manage_tool", root / "db_manage_tool", ignore=shutil.ignore_patterns("__pycache__"))
+    # (b) where the application is
+    (root / ".flaskenv").write_text(f"FLASK_APP={APP}\n")
+    return Storefront(root, missing_database_url)
+
+
+@pytest.fixture
+def adopted(storefront):
+    """The copy after step (c): `adopt` put the tool's env.py in place."""
+    storefront.ok("adopt")
+    assert TOOL_MARKER in storefront.env_py.read_text()
+    return storefront
+
+
+def test_flaskenv_says_where_the_application_is(storefront):
+    result = storefront.run("setup")
+    assert result.returncode == 0, result.stderr
+    assert storefront.db.revision() == HEAD
+
+
+def test_stock_env_before_adopt(storefront):
+    """Flask-Migrate's own env.py (flask db init of 4.x): setup, upgrade, downgrade and reset work, with a note."""
+    before = storefront.versions()
+    result = storefront.ok("setup")
+    assert storefront.versions() == before, "setup must not write a revision on top of a history"
+    storefront.assert_at_head()
+    assert "public.db_manage_metadata" not in storefront.db.tables(), "the stock env.py records nothing"
+    storefront.assert_email_unique_whatever_its_case()
+    assert "Warning" not in result.stderr, result.stderr
+
+    result = storefront.ok("downgrade", "-1")
+    assert "adopt" in result.stderr
+    assert storefront.db.revision() == REVISIONS[-2][0]
+    assert "active" not in storefront.db.columns("products")
+    storefront.ok("upgrade")
+    storefront.assert_at_head()
+
+    storefront.add_rows()
+    result = storefront.ok("reset", "--yes", timeout=60)
+    assert "adopt" in result.stderr
+    storefront.assert_at_head()
+    assert storefront.counts() == {t: 0 for t in APP_TABLES}
+    storefront.assert_email_unique_whatever_its_case()
+    assert storefront.versions() == before
+
+
+def test_flask_migrate_2_env_before_adopt(storefront):
+    """An env.py of Flask-Migrate 2.x (its own engine, process_revision_directives passed beside configure_args)."""
+    storefront.env_py.write_text(FLASK_MIGRATE_2_ENV)
+    before = storefront.versions()
+    storefront.ok("setup")
+    storefront.assert_at_head()
+
+    storefront.ok("downgrade")
+    assert storefront.db.revision() == REVISIONS[-2][0]
+    assert "active" not in storefront.db.columns("products")
+    storefront.ok("upgrade")
+    storefront.assert_at_head()
+
+    result = storefront.ok("migrate", "nothing changed")
+    assert "TypeError" not in result.stderr
+    assert "No changes in schema detected" in result.stderr
+    assert storefront.versions() == before
+
+    storefront.add_rows()
+    result = storefront.ok("reset", "--yes", timeout=60)
+    assert "adopt" in result.stderr
+    storefront.assert_at_head()
+    assert storefront.counts() == {t: 0 for t in APP_TABLES}
+    assert storefront.env_py.read_text() == FLASK_MIGRATE_2_ENV, "nothing of the application is edited"
+
+
+def test_adopt_keeps_the_old_env_and_is_idempotent(storefront):
+    original = storefront.env_py.read_bytes()
+    kept = storefront.env_py.with_name("env.py.orig")
+    result = storefront.ok("adopt")
+    assert TOOL_MARKER in storefront.env_py.read_text()
+    assert kept.read_bytes() == original
+    assert "env.py.orig" in result.stderr
+
+    files = {p.name: p.read_bytes() for p in storefront.env_py.parent.iterdir() if p.is_file()}
+    result = storefront.ok("adopt")
+    assert "nothing to do" in result.stderr
+    assert {p.name: p.read_bytes() for p in storefront.env_py.parent.iterdir() if p.is_file()} == files
+    assert (storefront.root / "storefront" / "models.py").read_text() == \
+        (STOREFRONT / "storefront" / "models.py").read_text()
+
+
+def test_setup_and_inspection_after_adopt(adopted):
+    """setup on a missing database, then check, history, current, heads and status."""
+    before = adopted.versions()
+    result = adopted.ok("setup")
+    assert "created" in result.stderr
+    assert adopted.versions() == before
+    adopted.assert_at_head()
+    assert TOOL_TABLES <= adopted.db.tables()
+    adopted.assert_email_unique_whatever_its_case()
+    assert adopted.ok("check").stdout.strip() == "The models, the migrations and the database agree."
+
+    history = adopted.ok("history").stdout.splitlines()
+    assert len(history) == len(REVISIONS)
+    for (revision, message), line in zip(reversed(REVISIONS), history):
+        assert re.fullmatch(rf"\S+ -> {revision}( \(head\))?, {message}", line), history
+
+    assert adopted.ok("current").stdout.split() == [HEAD, "(head)"]
+    heads = adopted.ok("heads").stdout
+    assert f"Rev: {HEAD} (head)" in heads
+    assert f"migrations/versions/{HEAD}_product_active_flag.py" in heads
+
+    adopted.add_rows()
+    status = adopted.ok("status").stdout
+    assert f"Revision:   {HEAD} (head)" in status
+    assert "Pending:    none" in status
+    rows = dict(re.findall(r"^  (public\.\w+)\s+([\d,]+)$", status, re.MULTILINE))
+    assert rows == {"public.customers": "2", "public.orders": "1", "public.products": "1"}
+
+
+def test_lint_and_erd_after_adopt(adopted):
+    result = adopted.run("lint")
+    assert result.returncode in (0, 1), result.stderr
+    lines = result.stdout.splitlines()
+    findings = [line for line in lines if not line.startswith("No finding in")]
+    assert findings or lines == [f"No finding in {len(REVISIONS)} revision(s)."]
+    for finding in findings:
+        match = re.match(r"(migrations/versions/\w+\.py):(\d+): [\w-]+: ", finding)
+        assert match, finding
+        source = (adopted.root / match.group(1)).read_text().splitlines()
+        line = int(match.group(2))
+        assert 1 <= line <= len(source), finding
+        assert source[line - 1].strip() and not source[line - 1].strip().startswith("#"), (finding, source[line - 1])
+
+    erd = adopted.ok("erd").stdout
+    assert erd.startswith("erDiagram")
+    for table in ("customers", "products", "orders"):
+        assert f'"{table}" {{' in erd
+    assert '"customers" |o--o{ "orders" : customer_id' in erd
+
+
+def test_migrate_upgrade_downgrade_after_adopt(adopted):
+    adopted.ok("setup")
+    before = adopted.versions()
+    models = adopted.root / "storefront" / "models.py"
+    text = models.read_text()
+    placed_at = "    placed_at = db.Column(db.DateTime)\n"
+    assert placed_at in text
+    models.write_text(text.replace(placed_at, placed_at + "    note = db.Column(db.String(200))\n"))
+
+    adopted.ok("migrate", "order note")
+    (written,) = set(adopted.versions()) - set(before)
+    source = (adopted.root / "migrations" / "versions" / written).read_text()
+    assert "op.add_column('orders', sa.Column('note', sa.String(length=200)" in source
+    assert "op.drop_column('orders', 'note')" in source
+    assert "note" not in adopted.db.columns("orders"), "migrate must not change the database"
+
+    adopted.ok("upgrade")
+    assert adopted.db.columns("orders")["note"]["type"].length == 200
+    assert adopted.db.revision() == written.split("_")[0]
+    adopted.ok("check")
+
+    adopted.ok("downgrade")
+    assert "note" not in adopted.db.columns("orders")
+    assert adopted.db.revision() == HEAD
+
+
+def test_reset_and_seed_after_adopt(adopted):
+    adopted.ok("setup")
+    adopted.add_rows()
+    result = adopted.ok("reset", "--yes", timeout=60)
+    assert "adopt" not in result.stderr
+    adopted.assert_at_head()
+    assert adopted.counts() == {t: 0 for t in APP_TABLES}
+    adopted.assert_email_unique_whatever_its_case()
+
+    adopted.add_rows()
+    state = (adopted.db.tables(), adopted.counts(), adopted.db.revision())
+    result = adopted.run("seed")
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "write storefront/seeds.py" in errors[0], result.stderr
+    assert not (adopted.root / "storefront" / "seeds.py").exists()
+    assert (adopted.db.tables(), adopted.counts(), adopted.db.revision()) == state
+
+
+def test_backup_restore_shell_and_downgrade_to_base_after_adopt(adopted, tmp_path):
+    adopted.ok("setup")
+    adopted.add_rows()
+    dump = tmp_path / "storefront.dump"
+    adopted.ok("backup", "--output", str(dump))
+    assert dump.stat().st_size > 0
+
+    adopted.db.execute("DELETE FROM orders")
+    adopted.db.execute("DELETE FROM customers")
+    adopted.ok("restore", str(dump), "--yes")
+    assert adopted.db.rows("SELECT email, name FROM customers ORDER BY email") == [
+        ("ada@example.com", "Ada"), ("bob@example.com", "Bob")]
+    assert adopted.counts() == {"public.customers": 2, "public.orders": 1, "public.products": 1}
+    adopted.assert_at_head()
+
+    result = adopted.ok("shell", "-c", "SELECT count(*) FROM customers")
+    assert re.search(r"^\s*2\s*$", result.stdout, re.MULTILINE), result.stdout
+
+    adopted.ok("downgrade", "base")
+    assert adopted.db.tables() == TOOL_TABLES
+    assert adopted.db.revision() is None
+    assert not adopted.has_function()
+    adopted.ok("upgrade")
+    adopted.assert_at_head()
+    adopted.ok("check")
