@@ -13,6 +13,7 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 
 NOT_INSTALLED = ("The project's packages are not installed for {}: run `.venv/bin/python db_manage.py`, "
                  "activate the virtualenv (`. .venv/bin/activate`), or `pip install -r requirements-dev.txt`.")
@@ -22,7 +23,6 @@ except ImportError:  # run by a Python other than the project's virtualenv
     sys.exit("Error: " + NOT_INSTALLED.format(sys.executable))
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-MIGRATIONS = os.path.join(ROOT, "migrations")  # Flask-Migrate's default folder, for the checks made here
 PGDATA = os.path.join(ROOT, "instance", "pgdata")  # the embedded PostgreSQL's data directory
 
 
@@ -34,31 +34,14 @@ def flask_db(*args):
     return code if code in (0, 1, 2) else 1
 
 
-def migration_run(*args):
-    """Run `flask db ARGS` that runs migrations, noting first when migrations/env.py is not the tool's."""
-    from db_manage_tool.adoption import foreign_environment_note
-
-    note = foreign_environment_note(MIGRATIONS)
-    if note:
-        click.echo(note, err=True)
-    return flask_db(*args)
-
-
-def revision_files():
-    """Return the paths of the files in migrations/versions."""
-    versions = os.path.join(MIGRATIONS, "versions")
-    return {os.path.join(versions, f) for f in os.listdir(versions) if f.endswith(".py")} if os.path.isdir(versions) else set()
-
-
 def lint_new_revisions(*args):
     """Run `flask db ARGS`; lint the revision files it wrote, warning only; return its exit code."""
-    before = revision_files()
-    code = migration_run(*args)
-    written = sorted(revision_files() - before)
-    if code == 0 and written:
-        from db_manage_tool.lint import lint_files
+    started = time.time()
+    code = flask_db(*args)
+    if code == 0:
+        from db_manage_tool.lint import lint_written_since
 
-        in_app(lint_files, written, announce=False)  # the child already said which database
+        in_app(lint_written_since, started, announce=False)  # the child already said which database
     return code
 
 
@@ -79,11 +62,11 @@ def dotenv_value(name):
     return values.get(name) or None
 
 
-def app_import_path(value):
-    """Return FLASK_APP with a path to a file or folder made absolute (commands run in the project folder)."""
+def app_import_path(value, base):
+    """Return FLASK_APP with a path to a file or folder made absolute from base (commands run in the project folder)."""
     path, colon, rest = value.partition(":")
-    if os.path.exists(path) and (path.endswith(".py") or os.sep in path):
-        path = os.path.abspath(path)
+    if path.endswith(".py") or os.sep in path or os.path.isdir(os.path.join(base, path)):
+        path = os.path.normpath(os.path.join(base, path))
     return path + colon + rest
 
 
@@ -109,8 +92,10 @@ def cli(app_path, config, verbose):
     """
     if importlib.util.find_spec("flask_migrate") is None:
         raise click.ClickException(NOT_INSTALLED.format(sys.executable))
-    given = app_path or os.environ.get("FLASK_APP") or dotenv_value("FLASK_APP")
-    os.environ["FLASK_APP"] = app_import_path(given) if given else os.path.join(ROOT, "run.py")
+    if app_path or os.environ.get("FLASK_APP"):  # given here: relative to where the command is run
+        os.environ["FLASK_APP"] = app_import_path(app_path or os.environ["FLASK_APP"], os.getcwd())
+    else:  # the project's .flaskenv or .env, relative to the project; else its run.py
+        os.environ["FLASK_APP"] = app_import_path(dotenv_value("FLASK_APP") or "run.py", ROOT)
     os.environ["DB_MANAGE_ANNOUNCE"] = "1"
     if config:
         os.environ["FLASK_CONFIG"] = config
@@ -183,7 +168,7 @@ def migrate(message):
 @click.option("--sql", is_flag=True, help="Print the SQL instead of running it.  [default: off]")
 def upgrade(revision, sql):
     """Apply migrations up to REVISION  [default: head]."""
-    return migration_run("upgrade", *([revision] if revision else []), *(["--sql"] if sql else []))
+    return flask_db("upgrade", *([revision] if revision else []), *(["--sql"] if sql else []))
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})  # so that -1, -2 are revisions
@@ -191,7 +176,7 @@ def upgrade(revision, sql):
 @click.option("--sql", is_flag=True, help="Print the SQL instead of running it (needs FROM:TO).  [default: off]")
 def downgrade(revision, sql):
     """Revert migrations down to REVISION  [default: -1; `base` reverts all]."""
-    return migration_run("downgrade", *(["--sql"] if sql else []), *(["--", revision] if revision else []))
+    return flask_db("downgrade", *(["--sql"] if sql else []), *(["--", revision] if revision else []))
 
 
 @cli.command()
@@ -235,7 +220,7 @@ def revision(message):
 @click.option("--purge", is_flag=True, help="First forget what the database records (a lost revision).  [default: off]")
 def stamp(revision, purge):
     """Record REVISION as the database's revision; runs no migration."""
-    return migration_run("stamp", *(["--purge"] if purge else []), revision)
+    return flask_db("stamp", *(["--purge"] if purge else []), revision)
 
 
 @cli.command()

@@ -34,21 +34,26 @@ def foreign_environment_note(directory):
 
 
 def adopt(directory):
-    """Put the tool's env.py into the migrations folder, keeping the old one; return (kept copy, customisations).
+    """Put the tool's env.py into the migrations folder (which exists), keeping the old one; return the kept copy.
 
-    Returns (None, None) when the folder has no env.py.
+    Returns None when the folder had no env.py.
     """
-    directory = Path(directory)
-    env = directory / "env.py"
-    if not env.exists():
-        return None, None
-    kept = free_name(directory / "env.py.orig")
-    shutil.copy2(env, kept)
-    customised = custom_keywords(env.read_text(encoding="utf-8"))
+    env = Path(directory) / "env.py"
+    kept = free_name(env.with_name("env.py.orig")) if env.exists() else None
+    if kept:
+        shutil.copy2(env, kept)
     tmp = env.with_name(".env.py.new")
     shutil.copyfile(TEMPLATE_ENV, tmp)
     os.replace(tmp, env)
-    return kept, customised
+    return kept
+
+
+def is_stock(source):
+    """Return True when source is the env.py of one of Flask-Migrate's own templates."""
+    import flask_migrate
+
+    templates = Path(flask_migrate.__file__).parent / "templates"
+    return any(source.strip() == path.read_text(encoding="utf-8").strip() for path in templates.glob("*/env.py"))
 
 
 def free_name(path):
@@ -82,12 +87,17 @@ def adopt_migrations():
     directory = migrations_directory()
     if is_tool_environment(directory):
         return click.echo(f"{directory / 'env.py'} is already the tool's: nothing to do.", err=True)
-    kept, customised = adopt(directory)
-    if kept is None:
-        raise Failure(f"{directory} has no env.py: this application has no migrations yet; run "
-                      "`python db_manage.py setup` (or `init`) to create them with the tool's env.py.")
-    click.echo(f"Wrote the tool's {directory / 'env.py'}; yours is kept as {kept}.", err=True)
+    if not directory.is_dir():
+        raise Failure(f"There is no migrations folder at {directory}: for a new history run "
+                      "`python db_manage.py setup`, which creates it with the tool's env.py.")
+    old = (directory / "env.py").read_text(encoding="utf-8") if (directory / "env.py").exists() else None
+    kept = adopt(directory)
+    click.echo(f"Wrote the tool's {directory / 'env.py'}" + (f"; yours is kept as {kept}." if kept else "."), err=True)
+    customised = custom_keywords(old) if old else []
     if customised:
         click.echo(f"Your env.py passed {', '.join(customised)} to context.configure(): pass them to "
                    f"Migrate(app, db, {', '.join(f'{k}=...' for k in customised)}) instead, and the tool's env.py "
                    "will use them.", err=True)
+    if old and not is_stock(old):
+        click.echo(f"Your env.py was not Flask-Migrate's own: read {kept} for anything else it did (creating "
+                   "tables, building its own app, logging) and carry it over into the application.", err=True)

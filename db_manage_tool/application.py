@@ -41,8 +41,7 @@ def load_app(announce=True):
     try:
         app = ScriptInfo(app_import_path=os.environ.get("FLASK_APP"), set_debug_flag=False).load_app()
     except NoAppException as exc:
-        raise AppNotLoaded(f"No Flask application found at FLASK_APP={where} ({first_line(exc.format_message())}): "
-                           "point --app or FLASK_APP at the module or factory, e.g. --app 'myapp:create_app()'.") from exc
+        raise AppNotLoaded(not_found_message(where, exc.format_message())) from exc
     except ConfigError:  # a setting is missing or wrong: its message says which and what to do
         raise
     except Exception as exc:  # the application's own start-up failed: say so, with its first line
@@ -53,10 +52,36 @@ def load_app(announce=True):
     if "migrate" not in app.extensions:
         raise AppNotLoaded(f"The application (FLASK_APP={where}) does not use Flask-Migrate: add "
                            "`migrate = Migrate(app, db)` (or migrate.init_app(app, db) in its factory).")
-    if announce:
-        with app.app_context():
+    with app.app_context():
+        ensure_postgresql(where)
+        if announce:
             announce_database()
     return app
+
+
+def not_found_message(where, message):
+    """Return the sentence for Flask's NoAppException: the import error inside the application if that was it."""
+    if "an ImportError was raised" in message:  # the application's module failed to import: say why
+        cause = last_line(message)
+        hint = (" SQLAlchemy 2.1 reads postgresql:// as psycopg 3: write postgresql+psycopg2:// in the URL, "
+                "or install psycopg." if "No module named 'psycopg'" in cause else "")
+        return f"The application (FLASK_APP={where}) failed to import: {cause}.{hint}"
+    return (f"No Flask application found at FLASK_APP={where} ({first_line(message)}): point --app or FLASK_APP "
+            "at the module or factory, e.g. --app 'myapp:create_app()'.")
+
+
+def ensure_postgresql(where):
+    """Raise Failure unless the application's database is PostgreSQL, the only one the tool manages."""
+    dialect = engine().dialect.name
+    if dialect != "postgresql":
+        raise AppNotLoaded(f"The application (FLASK_APP={where}) uses a {dialect} database ({describe_database()}): "
+                           "db_manage.py manages PostgreSQL only; point its SQLALCHEMY_DATABASE_URI at a "
+                           "postgresql+psycopg2:// URL.")
+
+
+def last_line(text):
+    """Return the last non-empty line of text."""
+    return next((line.strip() for line in reversed(str(text).splitlines()) if line.strip()), str(text).strip())
 
 
 def first_line(text):

@@ -25,6 +25,9 @@ def backup(output=None):
     pg_dump, major = find_program("pg_dump", server_major(url))
     pg_restore, _ = find_program("pg_restore", major)
     click.echo(f"Using {pg_dump} (PostgreSQL {major}).", err=True)
+    if output is None and not target.parent.exists():  # backups/ holds every row: keep it out of git
+        target.parent.mkdir(parents=True)
+        (target.parent / ".gitignore").write_text("# Written by db_manage.py backup: dumps hold every row.\n*\n")
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
     os.close(handle)  # created with mode 0600, which the final file keeps

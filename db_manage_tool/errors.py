@@ -50,11 +50,19 @@ def report(exc):
     if os.environ.get(VERBOSE_VARIABLE):
         print(scrub("".join(traceback.format_exception(exc))), file=sys.stderr, end="")
     print(f"Error: {describe(exc)}", file=sys.stderr)
-    if not os.environ.get(VERBOSE_VARIABLE) and (getattr(exc, "traceback_helps", False)
-                                                 or not isinstance(exc, Failure | ConfigError)):
+    if not os.environ.get(VERBOSE_VARIABLE) and traceback_helps(exc):
         print(f"(run `python db_manage.py --verbose COMMAND ...`, or set {VERBOSE_VARIABLE}=1, to see the traceback)",
               file=sys.stderr)
     return 1
+
+
+def traceback_helps(exc):
+    """Return True when exc is not fully explained by its sentence (an unforeseen failure)."""
+    from sqlalchemy.exc import OperationalError
+
+    if getattr(exc, "traceback_helps", False):
+        return True
+    return not isinstance(exc, Failure | ConfigError | OperationalError)
 
 
 def install_excepthook():

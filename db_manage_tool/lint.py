@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 import click
 from alembic import command
+from alembic.util import CommandError
 from alembic.ddl.base import AlterColumn
 from alembic.ddl.impl import DefaultImpl
 from alembic.operations.batch import BatchOperationsImpl
@@ -90,12 +91,31 @@ def lint(revisions=(), excludes=(), style=False):
     script = script_directory()
     chosen = [script.get_revision(r) for r in revisions] if revisions else list(script.walk_revisions())
     skipped = (*(ALWAYS_EXCLUDED if style else DEFAULT_EXCLUDES), *excludes)
-    findings = [f for revision in reversed(chosen) for f in lint_revision(revision, skipped)]
+    findings, unrendered = [], 0
+    for revision in reversed(chosen):
+        try:
+            findings += lint_revision(revision, skipped)
+        except NotRenderable as exc:
+            click.echo(f"Warning: {exc}", err=True)
+            unrendered += 1
     for finding in findings:
         click.echo(finding)
     if findings:
         raise Failure(f"{len(findings)} migration finding(s): fix them, or accept one with `# lint: ignore[RULE]`.")
-    click.echo(f"No finding in {len(chosen)} revision(s).")
+    skipped_note = f" ({unrendered} could not be rendered offline: see the warnings)" if unrendered else ""
+    click.echo(f"No finding in {len(chosen) - unrendered} revision(s){skipped_note}.")
+
+
+class NotRenderable(Failure):
+    """A revision whose upgrade() cannot be rendered to SQL without a database (it reads rows, say)."""
+
+
+def lint_written_since(started):
+    """Lint the revision files written since the time `started` (after `migrate` or `revision`), as warnings."""
+    versions = Path(script_directory().versions)
+    written = [p for p in versions.glob("*.py") if p.stat().st_mtime >= started - 1] if versions.is_dir() else []
+    if written:
+        lint_files(written)
 
 
 def lint_files(paths):
@@ -104,7 +124,7 @@ def lint_files(paths):
     try:
         findings = [f for revision in script_directory().walk_revisions() if Path(revision.path).resolve() in wanted
                     for f in lint_revision(revision, DEFAULT_EXCLUDES)]
-    except Failure as exc:  # e.g. squawk not installed: the revision is written all the same
+    except Failure as exc:  # e.g. squawk not installed, or not renderable offline: the revision is written all the same
         findings = [f"the new revision was not linted: {exc}"]
     for finding in findings:
         click.echo(f"Warning: {finding}", err=True)
@@ -153,8 +173,14 @@ def render(revision):
     config.output_buffer = recorder
     down = revision.down_revision
     down = down[0] if isinstance(down, tuple) else down
-    with contextlib.redirect_stderr(io.StringIO()), recorder.watching():  # redirect: Alembic's INFO lines
-        command.upgrade(config, f"{down}:{revision.revision}" if down else revision.revision, sql=True)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), recorder.watching():  # redirect: Alembic's INFO lines
+            command.upgrade(config, f"{down}:{revision.revision}" if down else revision.revision, sql=True)
+    except (Failure, CommandError):
+        raise
+    except Exception as exc:  # the revision's own code failed without a database (it reads rows, say)
+        raise NotRenderable(f"{os.path.relpath(revision.path)}: not linted: its upgrade() cannot run without a "
+                            f"database ({type(exc).__name__}: {exc}); review it by hand.") from exc
     return recorder.statements
 
 

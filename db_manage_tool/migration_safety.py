@@ -13,6 +13,7 @@ import os
 from contextlib import contextmanager
 
 import click
+from alembic.util import CommandError
 from psycopg2 import errors as pg_errors
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -41,21 +42,26 @@ def migration_run(connection, environment):
     external = connection.in_transaction()  # a caller's transaction (reset, tests): stay inside it
     take_migration_lock(connection, transactional=external)
     timeout = lock_timeout()
-    running, start = RunningStep(), "?"
+    running, start = RunningStep(), None  # start: where the database was, unless a caller's transaction says
     try:
         set_lock_timeout(connection, f"{int(timeout * 1000)}ms", local=external)
         current = environment.get_context().get_current_heads()
-        start = ", ".join(current) or "base"
+        start = None if external else ", ".join(current) or "base"
         check_before_run(environment, current, connection)
         if not external:
             connection.commit()  # Alembic begins its own transaction next
         yield
     except DBAPIError as exc:
         raise MigrationFailed(failure_message(exc, running.step, start, timeout)) from exc
-    except ValueError as exc:  # alembic-postgresql-enum: rows still hold an enum value being removed
-        if not isinstance(exc.__cause__, DBAPIError):
+    except (Failure, CommandError):
+        raise
+    except Exception as exc:  # a revision's own Python failed, or alembic-postgresql-enum met rows it cannot map
+        if isinstance(exc, ValueError) and isinstance(exc.__cause__, DBAPIError):
+            raise MigrationFailed(enum_value_message(exc.__cause__, running.step, start)) from exc
+        if running.step is None:
             raise
-        raise MigrationFailed(enum_value_message(exc.__cause__, running.step, start)) from exc
+        raise MigrationFailed(f"Migration {running.step} failed: {type(exc).__name__}: {exc}. "
+                              f"{nothing_applied(start)}") from exc
     finally:
         running.close()
         if not external:
@@ -115,17 +121,22 @@ def record_environment(connection):
                         "override": os.environ.get(OVERRIDE_VARIABLE) == "1"})
 
 
+def nothing_applied(start):
+    """Return the sentence that says a failed run changed nothing (empty inside a caller's transaction)."""
+    return f"Nothing was applied: the database is still at {start}." if start else ""
+
+
 def failure_message(exc, step, start, timeout):
     """Return one sentence for a failed migration run."""
     which = f"Migration {step}" if step else "The migration"
     statement = " ".join((exc.statement or "").split())[:160]
     if isinstance(exc.orig, pg_errors.LockNotAvailable):
         return (f"{which} could not get its lock within {timeout:g} s (lock_timeout) for: {statement}. "
-                f"Another transaction holds a conflicting lock on that table. Nothing was applied: the "
-                f"database is still at {start}. Retry when that transaction ends, or raise "
+                f"Another transaction holds a conflicting lock on that table. {nothing_applied(start)} "
+                "Retry when that transaction ends, or raise "
                 "MIGRATION_LOCK_TIMEOUT (seconds; 0 waits without limit).")
     message = " ".join(str(exc.orig).split())
-    return f"{which} failed: {message}. Nothing was applied: the database is still at {start}."
+    return f"{which} failed: {message}. {nothing_applied(start)}"
 
 
 def enum_value_message(exc, step, start):
@@ -135,7 +146,7 @@ def enum_value_message(exc, step, start):
     return (f"Migration {step or ''} failed: rows still hold the enum value {value} that the revision removes "
             f"({message}). Map it to a value that stays: in the revision, pass "
             f"enum_values_to_rename=[({value.strip(chr(34))!r}, 'NEW VALUE')] to op.sync_enum_values(...), or "
-            f"update those rows first. Nothing was applied: the database is still at {start}.")
+            f"update those rows first. {nothing_applied(start)}")
 
 
 class RunningStep(logging.Handler):
@@ -151,7 +162,7 @@ class RunningStep(logging.Handler):
     def emit(self, record):
         message = record.getMessage()
         if message.startswith("Running "):
-            self.step = message.removeprefix("Running ")
+            self.step = " ".join(message.removeprefix("Running ").split())
 
     def close(self):
         logging.getLogger(self.LOGGER).removeHandler(self)

@@ -83,7 +83,10 @@ def reset_database(yes):
         for statement in drops:
             execute_composed(connection, statement)
         if atomic:
-            migrate_to_head(connection)
+            try:
+                migrate_to_head(connection)
+            except Failure as exc:  # the drops roll back with the migrations
+                raise Failure(f"{exc} The reset was undone: the database is as it was before it.") from exc
             revision = MigrationContext.configure(connection).get_current_revision()
     if not atomic:
         click.echo(f"Note: {migrations_directory() / 'env.py'} is not db_manage's: the drops were committed "

@@ -7,12 +7,14 @@ seed(connection, **options) that inserts rows and returns {what: count}.
 import importlib
 import importlib.util
 import inspect
+from collections.abc import Mapping
 from pathlib import Path
 
 import click
 from flask import current_app
+from sqlalchemy.exc import OperationalError
 
-from .application import engine, setting
+from .application import engine, first_line, setting
 from .errors import Failure
 from .production_guard import refuse_on_production
 
@@ -30,10 +32,16 @@ def seed_database(**options):
     if unknown and not any(p.kind is p.VAR_KEYWORD for p in inspect.signature(seed).parameters.values()):
         raise Failure(f"The application's seed function ({seed.__module__}.seed) takes no "
                       f"{', '.join('--' + name for name in unknown)}: nothing was changed.")
-    with engine().connect() as connection, connection.begin():
-        added = seed(connection, **given)
+    try:
+        with engine().connect() as connection, connection.begin():
+            added = seed(connection, **given)
+    except (Failure, OperationalError):
+        raise
+    except Exception as exc:  # the application's seed code failed: its transaction is rolled back
+        raise Failure(f"The seed function {seed.__module__}.seed failed: {type(exc).__name__}: "
+                      f"{first_line(str(getattr(exc, 'orig', None) or exc))}. Nothing was changed.") from exc
     engine().dispose()
-    summary = ", ".join(f"{count} {what}" for what, count in (added or {}).items())
+    summary = ", ".join(f"{count} {what}" for what, count in added.items()) if isinstance(added, Mapping) else ""
     click.echo(f"Seeded: {summary} added." if summary else "Seeded.", err=True)
     return added
 
@@ -58,6 +66,8 @@ def seed_function():
     name = seed_module_name()
     try:
         module = importlib.import_module(name)
+    except SyntaxError as exc:
+        raise Failure(f"The seed file {name} has a syntax error ({exc}): fix it. Nothing was changed.") from exc
     except ImportError as exc:
         if not isinstance(exc, ModuleNotFoundError) or exc.name is None or not name.startswith(exc.name):
             raise Failure(f"The seed file {name} does not import ({exc}): bring it up to date with the models. "

@@ -12,7 +12,7 @@ from flask_migrate import Config as MigrateConfig
 from sqlalchemy.engine import make_url
 
 from . import dbadmin
-from .adoption import foreign_environment_note
+from .adoption import adopt, foreign_environment_note
 from .application import database_url, engine, migrations_directory
 from .migration_hooks import alembic_config, script_directory
 
@@ -52,6 +52,9 @@ def ensure_migrations_folder(template):
     directory = migrations_directory()
     if (directory / "env.py").exists():
         return
+    if directory.is_dir() and any(directory.iterdir()):  # a history without its env.py: give it the tool's
+        adopt(directory)
+        return click.echo(f"Wrote the tool's {directory / 'env.py'} (the migrations folder had none).", err=True)
     click.echo(f"$ flask db init --template {template}", err=True)
     config = MigrateConfig(template_directory=str(template.parent))
     config.set_main_option("script_location", str(directory))

@@ -53,7 +53,9 @@ def table_rows(connection, exact_limit):
 
 
 def show_status(as_json):
-    """Print the status as text, or as one JSON object."""
+    """Print the status as text, or as one JSON object (alone on stdout: the application's SQL echo is off)."""
+    if as_json:
+        engine().echo = False
     state = status()
     if as_json:
         return click.echo(json.dumps(state, indent=2))

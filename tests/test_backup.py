@@ -9,12 +9,19 @@ from db_manage_tool import dbadmin
 SAMPLE = (3, 5, 6)
 
 
+def dumps(project):
+    """Return the files of the project's backups folder but its .gitignore."""
+    folder = project / "backups"
+    return [p for p in folder.iterdir() if p.name != ".gitignore"] if folder.exists() else []
+
+
 def test_backup_writes_a_verified_private_file(cli, project, database):
     assert cli("seed").returncode == 0
     result = cli("backup")
     assert result.returncode == 0, result.stderr
-    (dump,) = (project / "backups").iterdir()
+    (dump,) = dumps(project)
     assert dump.name.startswith("backup_") and dump.suffix == ".dump"
+    assert (project / "backups" / ".gitignore").read_text().splitlines()[-1] == "*", "dumps never reach git"
     assert stat.S_IMODE(dump.stat().st_mode) == 0o600
     assert dump.read_bytes()[:5] == b"PGDMP", "pg_dump's custom format"
     assert re.search(r"Using \S+/pg_dump \(PostgreSQL \d+\)\.", result.stderr), "says which pg_dump it used"
@@ -52,7 +59,7 @@ def test_backup_with_a_too_old_pg_dump_leaves_no_file(cli, project, tmp_path, da
     result = cli("backup", env={"PG_BINDIR": str(bindir)})
     assert result.returncode == 1
     assert "No pg_dump of version" in result.stderr and "9" in result.stderr
-    assert not (project / "backups").exists() or not any((project / "backups").iterdir())
+    assert not dumps(project)
 
 
 def test_backup_whose_pg_dump_fails_midway_leaves_no_file(cli, project, tmp_path, database):
@@ -62,7 +69,7 @@ def test_backup_whose_pg_dump_fails_midway_leaves_no_file(cli, project, tmp_path
     result = cli("backup", env={"PG_BINDIR": str(bindir)})
     assert result.returncode == 1
     assert "pg_dump failed: pg_dump: error: connection lost" in result.stderr
-    assert list((project / "backups").iterdir()) == [], "neither the dump nor its partial file stays"
+    assert dumps(project) == [], "neither the dump nor its partial file stays"
 
 
 def test_restore_of_a_missing_or_corrupt_file_touches_nothing(cli, tmp_path, database, missing_database_url):

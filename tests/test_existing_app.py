@@ -404,3 +404,90 @@ def test_backup_restore_shell_and_downgrade_to_base_after_adopt(adopted, tmp_pat
     adopted.ok("upgrade")
     adopted.assert_at_head()
     adopted.ok("check")
+
+
+def test_a_sqlite_url_is_refused_in_one_sentence(storefront):
+    storefront.url = "sqlite:///" + str(storefront.root / "app.db")
+    for command in (("setup",), ("upgrade",), ("status",), ("reset", "--yes")):
+        result = storefront.run(*command)
+        assert result.returncode == 1, (command, result.stderr)
+        errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+        assert len(errors) == 1 and "manages PostgreSQL only" in errors[0], (command, result.stderr)
+    assert not (storefront.root / "app.db").exists() or (storefront.root / "app.db").stat().st_size == 0
+
+
+def test_an_application_that_fails_to_import_is_named_with_its_cause(storefront):
+    package = storefront.root / "storefront" / "__init__.py"
+    package.write_text("import no_such_dependency  # noqa: F401\n" + package.read_text())
+    for command in ("upgrade", "status", "history"):
+        result = storefront.run(command)
+        assert result.returncode == 1, result.stderr
+        assert "No module named 'no_such_dependency'" in result.stderr, result.stderr
+        assert "No such command" not in result.stderr
+
+
+def test_the_flaskenv_path_is_the_projects_wherever_the_command_runs(storefront, tmp_path):
+    (storefront.root / ".flaskenv").write_text("FLASK_APP=storefront\n")
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "storefront").mkdir(parents=True)  # a folder of the same name where the command is run
+    (elsewhere / "storefront" / "__init__.py").write_text("raise RuntimeError('the wrong application')\n")
+    result = subprocess.run([sys.executable, str(storefront.root / "db_manage.py"), "setup"], cwd=elsewhere,
+                            env=cli_env(storefront.url), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    storefront.assert_at_head()
+
+
+def test_a_history_without_env_py_gets_the_tools(storefront):
+    storefront.env_py.unlink()
+    result = storefront.run("current")
+    assert result.returncode == 1 and "python db_manage.py adopt" in result.stderr
+    storefront.ok("setup")
+    assert TOOL_MARKER in storefront.env_py.read_text()
+    assert not (storefront.root / "migrations" / "env.py.orig").exists()
+    storefront.assert_at_head()
+
+
+def test_lint_skips_a_revision_that_reads_rows_and_lints_the_others(adopted):
+    path = adopted.root / "migrations" / "versions" / f"{HEAD}_product_active_flag.py"
+    source = path.read_text()
+    path.write_text(source.replace("def upgrade():\n", "def upgrade():\n    op.get_bind().execute("
+                                   "sa.text('SELECT id FROM products')).fetchall()\n", 1))
+    result = adopted.run("lint")
+    assert f"{HEAD}_product_active_flag.py: not linted: its upgrade() cannot run without a database" in result.stderr
+    assert "uq_customers_email_lower" in result.stdout or "2b3c4d5e6f70_orders.py" in result.stdout, result.stdout
+    assert result.returncode == 1, "the other revisions' findings still count"
+
+
+def test_a_python_error_in_a_revision_names_it_and_reset_says_it_was_undone(adopted):
+    adopted.ok("setup")
+    adopted.add_rows()
+    path = adopted.root / "migrations" / "versions" / f"{HEAD}_product_active_flag.py"
+    path.write_text(path.read_text().replace("def upgrade():\n", "def upgrade():\n    {}['missing']\n", 1))
+    adopted.ok("downgrade")
+    upgrade = adopted.run("upgrade")
+    assert upgrade.returncode == 1
+    assert f"Migration upgrade 3c4d5e6f7081 -> {HEAD}, product active flag failed: KeyError" in upgrade.stderr
+    assert "still at 3c4d5e6f7081" in upgrade.stderr
+    reset = adopted.run("reset", "--yes")
+    assert reset.returncode == 1
+    assert "The reset was undone" in reset.stderr and "still at base" not in reset.stderr, reset.stderr
+    assert adopted.db.revision() == "3c4d5e6f7081"
+    assert adopted.counts() == {"public.customers": 2, "public.orders": 1, "public.products": 1}
+
+
+def test_a_seed_file_that_fails_is_one_sentence_and_changes_nothing(adopted):
+    adopted.ok("setup")
+    (adopted.root / "storefront" / "seeds.py").write_text(
+        "import sqlalchemy as sa\n\n\ndef seed(connection):\n"
+        "    connection.execute(sa.text(\"INSERT INTO products (sku, name, price) VALUES ('X', 'x', 1)\"))\n"
+        "    raise RuntimeError('boom in seed')\n")
+    result = adopted.run("seed")
+    assert result.returncode == 1
+    assert "The seed function storefront.seeds.seed failed: RuntimeError: boom in seed" in result.stderr
+    assert adopted.counts()["public.products"] == 0
+    (adopted.root / "storefront" / "seeds.py").write_text(
+        "import sqlalchemy as sa\n\n\ndef seed(connection):\n"
+        "    connection.execute(sa.text(\"INSERT INTO products (sku, name, price) VALUES ('X', 'x', 1)\"))\n"
+        "    return 1\n")
+    assert adopted.ok("seed").returncode == 0
+    assert adopted.counts()["public.products"] == 1
