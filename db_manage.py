@@ -56,9 +56,12 @@ def in_app(work, *args, announce=True, **kwargs):
 
 def dotenv_value(name):
     """Return the variable `name` as the project's .flaskenv or .env sets it (.env wins, as with `flask`), else None."""
+    files = [path for path in (os.path.join(ROOT, ".flaskenv"), os.path.join(ROOT, ".env")) if os.path.exists(path)]
+    if not files:
+        return None
     from dotenv import dotenv_values  # python-dotenv: what `flask` reads these files with
 
-    values = {**dotenv_values(os.path.join(ROOT, ".flaskenv")), **dotenv_values(os.path.join(ROOT, ".env"))}
+    values = {key: value for path in files for key, value in dotenv_values(path).items()}
     return values.get(name) or None
 
 
