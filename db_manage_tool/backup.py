@@ -7,7 +7,6 @@ from datetime import datetime
 from pathlib import Path
 
 import click
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import make_url
 
 from . import dbadmin
@@ -15,6 +14,7 @@ from .application import database_url, describe_database, engine, project_root
 from .confirm import confirm
 from .errors import Failure
 from .production_guard import refuse_on_production
+from .revisions import current_revision
 from .pgtools import find_program, fitting_programs, libpq_env, server_major
 
 
@@ -66,7 +66,7 @@ def restore(path, yes=False):
     if created:
         click.echo(f"Created database {make_url(url).database!r}.", err=True)
     with engine().connect() as connection:
-        revision = MigrationContext.configure(connection).get_current_revision()
+        revision = current_revision(connection)
     engine().dispose()
     click.echo(f"Restored {dump} in {time.monotonic() - started:.1f} s; "
                f"the database is at revision {revision or 'none (no migration recorded)'}.", err=True)

@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from .application import engine, metadata, migrate_extension
 from .errors import Failure
 from .migration_hooks import configure_args, script_directory
-from .revisions import ensure_known
+from .revisions import current_heads, ensure_known
 
 # The settings of context.configure() that decide what autogenerate compares (the application's included).
 COMPARE_OPTIONS = ("include_schemas", "include_name", "include_object", "compare_type", "compare_server_default",
@@ -33,7 +33,7 @@ def revision_problems():
     script = script_directory()
     heads = list(script.get_heads())
     with engine().connect() as connection:
-        current = list(MigrationContext.configure(connection).get_current_heads())
+        current = current_heads(connection)
     ensure_known(script, current)
     problems = []
     if len(heads) > 1:

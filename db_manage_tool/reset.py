@@ -5,7 +5,6 @@ together, so a failing migration leaves the database as it was.
 """
 import click
 from alembic import command
-from alembic.runtime.migration import MigrationContext
 from psycopg2 import sql
 from sqlalchemy import text
 
@@ -16,6 +15,7 @@ from .confirm import confirm
 from .errors import Failure
 from .migration_hooks import alembic_config
 from .production_guard import refuse_on_production
+from .revisions import current_revision
 
 # Objects of an extension, and sequences owned by a column, go with their owner.
 NOT_OWNED = """NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = CAST('{catalog}' AS regclass)
@@ -87,14 +87,14 @@ def reset_database(yes):
                 migrate_to_head(connection)
             except Failure as exc:  # the drops roll back with the migrations
                 raise Failure(f"{exc} The reset was undone: the database is as it was before it.") from exc
-            revision = MigrationContext.configure(connection).get_current_revision()
+            revision = current_revision(connection)
     if not atomic:
         click.echo(f"Note: {migrations_directory() / 'env.py'} is not db_manage's: the drops were committed "
                    "first and the migrations ran as a second step (`python db_manage.py adopt` makes a reset "
                    "one transaction again).", err=True)
         command.upgrade(alembic_config(), "head")
         with engine().connect() as connection:
-            revision = MigrationContext.configure(connection).get_current_revision()
+            revision = current_revision(connection)
     engine().dispose()
     return revision
 

@@ -18,6 +18,22 @@ def use_first_line_messages():
     Script.doc = property(message)
 
 
+def current_heads(connection):
+    """Return the revisions the database records, read from the version table the application configured."""
+    from alembic.runtime.migration import MigrationContext
+
+    from .application import migrate_extension
+
+    args = migrate_extension().configure_args
+    opts = {key: args[key] for key in ("version_table", "version_table_schema") if args.get(key)}
+    return list(MigrationContext.configure(connection, opts=opts).get_current_heads())
+
+
+def current_revision(connection):
+    """Return the database's revision(s) as text, or None at base."""
+    return ", ".join(current_heads(connection)) or None
+
+
 def is_known(script, revision):
     """Return True when a file in migrations/versions has revision."""
     try:

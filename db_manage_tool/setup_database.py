@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 from alembic import command
-from alembic.runtime.migration import MigrationContext
 from flask_migrate import Config as MigrateConfig
 from sqlalchemy.engine import make_url
 
@@ -15,6 +14,7 @@ from . import dbadmin
 from .adoption import adopt, foreign_environment_note
 from .application import database_url, engine, migrations_directory
 from .migration_hooks import alembic_config, script_directory
+from .revisions import current_revision
 
 TEMPLATE = Path(__file__).resolve().parent / "migration_template"
 
@@ -34,7 +34,7 @@ def setup_database():
         upgrade_to_head()
         report_model_differences()
     with engine().connect() as connection:
-        revision = MigrationContext.configure(connection).get_current_revision()
+        revision = current_revision(connection)
     engine().dispose()
     click.echo(f"Setup complete: the database is at revision {revision or 'base'} (head).", err=True)
     return revision

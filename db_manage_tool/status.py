@@ -2,7 +2,6 @@
 import json
 
 import click
-from alembic.runtime.migration import MigrationContext
 from psycopg2 import sql
 from sqlalchemy import text
 
@@ -25,7 +24,7 @@ def status(exact_limit=EXACT_COUNT_MAX_BYTES):
     """Return the database's state as a dict: server, configuration, revisions, pending migrations, tables."""
     script = script_directory()
     with engine().connect() as connection:
-        current = list(MigrationContext.configure(connection).get_current_heads())
+        current = revisions.current_heads(connection)
         revisions.ensure_known(script, current)
         state = {
             "database": describe_database(),

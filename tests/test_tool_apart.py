@@ -173,3 +173,16 @@ def test_the_app_option_and_flask_app_point_at_the_application(cli, project, dat
     assert cli("--app", "serve.py", "status").returncode == 0
     assert cli("status", env={"FLASK_APP": "app:create_app()"}).returncode == 0
     assert cli("current", env={"FLASK_APP": "serve.py"}).returncode == 0
+
+
+def test_a_version_table_of_the_applications_choice_is_read_everywhere(cli, project, missing_database_url,
+                                                                     head_revision):
+    init = project / "app" / "__init__.py"
+    init.write_text(init.read_text().replace("migrate = Migrate()", 'migrate = Migrate(version_table="schema_history")'))
+    assert cli("setup", url=missing_database_url).returncode == 0
+    database = Database(missing_database_url)
+    assert database.scalar("SELECT version_num FROM schema_history") == head_revision
+    assert "public.alembic_version" not in database.tables()
+    status = cli("status", "--json", url=missing_database_url)
+    assert status.returncode == 0 and f'"current": [\n    "{head_revision}"' in status.stdout
+    assert cli("check", url=missing_database_url).returncode == 0
