@@ -73,6 +73,12 @@ def app_import_path(value, base):
     return path + colon + rest
 
 
+def require_words(message):
+    """Refuse an empty or blank revision message: it names the file and shows in history."""
+    if not message.strip():
+        raise click.UsageError("MESSAGE is empty: say what the migration does, e.g. \"Add phone to users\".")
+
+
 class WorkflowGroup(click.Group):
     """A command group that lists its commands in the order they are defined: the workflow's order."""
 
@@ -95,6 +101,9 @@ def cli(app_path, config, verbose):
     """
     if importlib.util.find_spec("flask_migrate") is None:
         raise click.ClickException(NOT_INSTALLED.format(sys.executable))
+    for option, value in (("--app", app_path), ("--config", config)):
+        if value is not None and not value.strip():
+            raise click.UsageError(f"{option} needs a value: leave it out for the default.")
     if app_path or os.environ.get("FLASK_APP"):  # given here: relative to where the command is run
         os.environ["FLASK_APP"] = app_import_path(app_path or os.environ["FLASK_APP"], os.getcwd())
     else:  # the project's .flaskenv or .env, relative to the project; else its run.py
@@ -163,6 +172,7 @@ def adopt():
 @click.argument("message")
 def migrate(message):
     """Write a migration from your model changes (autogenerate), then lint it."""
+    require_words(message)
     return lint_new_revisions("migrate", "--message", message)
 
 
@@ -190,7 +200,7 @@ def lint(revisions, exclude, style):
     """Flag migration operations unsafe on a live database (default: every revision)."""
     from db_manage_tool.lint import lint
 
-    in_app(lint, revisions, exclude, style)
+    in_app(lint, revisions, exclude, style, announce=False)  # lint reads files only
 
 
 @cli.command()
@@ -215,6 +225,7 @@ def heads():
 @click.argument("message")
 def revision(message):
     """Write an empty migration to fill in by hand (data, raw SQL)."""
+    require_words(message)
     return lint_new_revisions("revision", "--message", message)
 
 

@@ -227,7 +227,12 @@ def status_large(b, small_url, large_url, posts):
 def backup_large(b, url, posts):
     out = b.workdir / "ours.dump"
     plain = b.workdir / "plain.dump"
-    a, base = b.pair(lambda: timed(OURS + ["backup", "--output", out], env=b.env(url)),
+
+    def ours():
+        out.unlink(missing_ok=True)  # backup never overwrites a file (not timed)
+        return timed(OURS + ["backup", "--output", out], env=b.env(url))
+
+    a, base = b.pair(ours,
                      lambda: timed([b.pg_dump, "--format=custom", f"--file={plain}"], env=libpq_env(url)))
     ratio = median(a) / median(base)
     return (f"`backup` of the {posts:,}-post database", "`python db_manage.py backup`", "`pg_dump -Fc`",

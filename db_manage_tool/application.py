@@ -21,6 +21,7 @@ DEFAULTS = {
     "DATABASE_DESCRIPTION": None,  # how messages name the database: default its URL, password masked
     "SEED_MODULE": None,  # the module holding the application's seed(); default: seeds beside the app
 }
+MAX_LOCK_TIMEOUT = 2147483.647  # PostgreSQL's largest lock_timeout (an int of milliseconds), about 24 days
 ANNOUNCE_VARIABLE = "DB_MANAGE_ANNOUNCE"
 _announced = False
 
@@ -121,8 +122,9 @@ def lock_timeout():
         seconds = float(value)
     except (TypeError, ValueError):
         seconds = -1
-    if not 0 <= seconds < float("inf"):
-        raise Failure(f"MIGRATION_LOCK_TIMEOUT must be a number of seconds (0 for no limit), not {value!r}.")
+    if not 0 <= seconds <= MAX_LOCK_TIMEOUT:
+        raise Failure(f"MIGRATION_LOCK_TIMEOUT must be a number of seconds from 0 (no limit) to "
+                      f"{MAX_LOCK_TIMEOUT:g}, not {value!r}.")
     return seconds
 
 

@@ -21,27 +21,42 @@ from .pgtools import find_program, fitting_programs, libpq_env, server_major
 def backup(output=None):
     """Dump the database to output (default backups/backup_YYYYmmdd_HHMMSS.dump), mode 0600; return its path."""
     url = database_url()
-    target = Path(output or project_root() / "backups" / f"backup_{datetime.now():%Y%m%d_%H%M%S}.dump").resolve()
+    target = Path(output).resolve() if output else free_name(project_root() / "backups" / f"backup_{datetime.now():%Y%m%d_%H%M%S}")
+    if target.exists():
+        raise Failure(f"{target} already exists: give another --output, or delete it first. Nothing was written.")
+    if output and not target.parent.is_dir():
+        raise Failure(f"There is no folder {target.parent}: create it, or give another --output. Nothing was written.")
     pg_dump, major = find_program("pg_dump", server_major(url))
     pg_restore, _ = find_program("pg_restore", major)
     click.echo(f"Using {pg_dump} (PostgreSQL {major}).", err=True)
     if output is None and not target.parent.exists():  # backups/ holds every row: keep it out of git
         target.parent.mkdir(parents=True)
         (target.parent / ".gitignore").write_text("# Written by db_manage.py backup: dumps hold every row.\n*\n")
-    target.parent.mkdir(parents=True, exist_ok=True)
     handle, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
     os.close(handle)  # created with mode 0600, which the final file keeps
     started = time.monotonic()
     try:
         run([pg_dump, "--format=custom", f"--file={partial}"], url, "pg_dump failed")
         run([pg_restore, "--list", partial], url, "the dump could not be read back by pg_restore --list")
-        os.replace(partial, target)
+        try:
+            os.link(partial, target)  # never over a file that appeared meanwhile
+        except FileExistsError:
+            raise Failure(f"{target} appeared while the dump ran: give another --output. Nothing was written.") from None
     finally:
         Path(partial).unlink(missing_ok=True)
     size = target.stat().st_size
     shown = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.1f} kB"
     click.echo(f"Backup written to {target} ({shown} in {time.monotonic() - started:.1f} s).", err=True)
     return target
+
+
+def free_name(stem):
+    """Return stem.dump, or stem_2.dump, stem_3.dump, ...: the first that does not exist (resolved)."""
+    candidate, number = stem.with_name(stem.name + ".dump"), 1
+    while candidate.exists():
+        number += 1
+        candidate = stem.with_name(f"{stem.name}_{number}.dump")
+    return candidate.resolve()
 
 
 def restore(path, yes=False):

@@ -37,7 +37,7 @@ def create_database(url, template=None):
             return False
         try:
             cur.execute(statement)
-        except errors.DuplicateDatabase:  # created meanwhile by another process
+        except (errors.DuplicateDatabase, errors.UniqueViolation):  # created meanwhile by another process
             return False
         return True
 

@@ -4,6 +4,7 @@ Online runs hold the migration lock and a lock timeout, refuse what the guards r
 one transaction and record the configuration that migrated the database; offline runs
 (`upgrade --sql`) write PostgreSQL's SQL without connecting.
 """
+import configparser
 import os
 from logging.config import fileConfig
 
@@ -11,7 +12,7 @@ import alembic_postgresql_enum  # noqa: F401  (creates, alters and drops Postgre
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from .errors import install_excepthook
+from .errors import Failure, install_excepthook
 from .application import announce_database, engine, metadata, migrate_extension
 from .migration_hooks import configure_args
 from .migration_safety import migration_run, record_environment
@@ -25,7 +26,11 @@ def run():
     install_excepthook()
     config = context.config
     if config.config_file_name and os.path.exists(config.config_file_name):
-        fileConfig(config.config_file_name, disable_existing_loggers=False)
+        try:
+            fileConfig(config.config_file_name, disable_existing_loggers=False)
+        except (KeyError, configparser.Error) as exc:  # logging.config reports a missing section as KeyError
+            raise Failure(f"The logging sections of {config.config_file_name} are broken ({exc}): fix them, or copy "
+                          "them from Flask-Migrate's alembic.ini.") from exc
     if context.is_offline_mode():
         run_offline()
     else:

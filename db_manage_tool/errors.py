@@ -1,4 +1,5 @@
 """Expected failures turned into one readable sentence, with every password masked."""
+import configparser
 import os
 import sys
 import traceback
@@ -19,11 +20,27 @@ def describe(exc):
 
     if isinstance(exc, Failure | ConfigError | CommandError):
         return scrub(str(exc))
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return scrub(f"{exc.filename} line {exc.lineno} does not compile ({exc.msg}): fix it, or move it away.")
+    if isinstance(exc, configparser.Error):
+        return scrub(f"An Alembic configuration file cannot be read ({_first_line(str(exc))}): fix migrations/"
+                     "alembic.ini, or copy Flask-Migrate's own (`flask db init` writes one in an empty folder).")
+    if isinstance(exc, AssertionError) and raised_in(exc, "alembic"):
+        return ("Alembic cannot resolve the revision given: use head, base, a revision id (or its first "
+                "characters), or a relative step such as -1 or +2.")
     if isinstance(exc, OperationalError):
         return scrub(_connection_problem(str(exc.orig).strip()))
     if isinstance(exc, DBAPIError):
         return scrub(f"The database refused the operation: {_first_line(str(exc.orig))}")
     return scrub(f"Unexpected {type(exc).__name__}: {_first_line(str(exc))}")
+
+
+def raised_in(exc, package):
+    """Return True when exc was raised by code of the installed package `package`."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and f"{os.sep}{package}{os.sep}" in tb.tb_frame.f_code.co_filename
 
 
 def _connection_problem(message):
@@ -62,7 +79,7 @@ def traceback_helps(exc):
 
     if getattr(exc, "traceback_helps", False):
         return True
-    return not isinstance(exc, Failure | ConfigError | OperationalError)
+    return not isinstance(exc, Failure | ConfigError | OperationalError | SyntaxError | configparser.Error)
 
 
 def install_excepthook():

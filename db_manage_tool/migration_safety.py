@@ -9,6 +9,7 @@
 - The configuration that migrated the database recorded in db_manage_metadata.
 """
 import logging
+import math
 import os
 from contextlib import contextmanager
 
@@ -44,7 +45,7 @@ def migration_run(connection, environment):
     timeout = lock_timeout()
     running, start = RunningStep(), None  # start: where the database was, unless a caller's transaction says
     try:
-        set_lock_timeout(connection, f"{int(timeout * 1000)}ms", local=external)
+        set_lock_timeout(connection, f"{math.ceil(timeout * 1000)}ms", local=external)  # 0.0001 s is 1 ms, not 0
         current = environment.get_context().get_current_heads()
         start = None if external else ", ".join(current) or "base"
         check_before_run(environment, current, connection)

@@ -51,6 +51,7 @@ REFERENCING_CLOSURE = text("""
     )
     SELECT n.nspname, c.relname FROM hit JOIN pg_class c ON c.oid = hit.oid
     JOIN pg_namespace n ON n.oid = c.relnamespace ORDER BY 1, 2""")
+TOOL_TABLES = ("alembic_version", "db_manage_metadata")
 RELATION_KINDS = {"r": "TABLE", "p": "TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW", "f": "FOREIGN TABLE",
                   "S": "SEQUENCE"}
 
@@ -63,7 +64,8 @@ def reset(yes=False, table=None, schema=None, seed=False):
         click.echo(f"Emptied {len(emptied)} table(s): {', '.join(emptied)}.", err=True)
     else:
         revision = reset_database(yes)
-        click.echo(f"Reset done: the database is at revision {revision} (head).", err=True)
+        click.echo(f"Reset done: the database is at revision {revision or 'base (there is no revision)'} (head).",
+                   err=True)
     if seed:
         from .seed import seed_database
 
@@ -150,10 +152,12 @@ def resolve_targets(connection, table, schema):
         if not found:
             raise Failure(f"Schema {schema!r} has no table to empty: nothing was changed.")
         return found
-    schema_part, _, name = table.rpartition(".")
-    found = [row[:3] for row in application_tables(connection, schema_part or None, name)]
+    schema_part, dot, name = table.rpartition(".")
+    found = [] if dot and not (schema_part and name) else \
+        [row[:3] for row in application_tables(connection, schema_part or None, name)]
     if not found:
-        raise Failure(f"Unknown table {table!r} (the migration history table is never emptied): nothing was changed.")
+        why = " (the migration history table is never emptied)" if name in TOOL_TABLES else ""
+        raise Failure(f"Unknown table {table!r}{why}: nothing was changed.")
     if len(found) > 1:
         raise Failure(f"Table name {table!r} is ambiguous ({', '.join(f'{s}.{t}' for _, s, t in found)}): "
                       "qualify it with its schema.")

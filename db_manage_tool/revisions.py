@@ -51,7 +51,8 @@ def ensure_known(script, current):
             "Likely causes: a migration from another branch was applied to this database, or its file was "
             "deleted or renamed. Two ways out: check out the code that has it and run `python db_manage.py "
             "downgrade` there to a revision this checkout knows; or, if the tables already match a known revision, "
-            "record it with `python db_manage.py stamp --purge REVISION` (stamp changes no table). "
+            "record it with `python db_manage.py stamp --purge REVISION` (stamp changes no table); or, if the "
+            "history was deleted on purpose to start over, empty the database with `python db_manage.py reset`. "
             "Nothing was changed.")
 
 

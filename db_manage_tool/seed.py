@@ -72,6 +72,9 @@ def seed_function():
         if not isinstance(exc, ModuleNotFoundError) or exc.name is None or not name.startswith(exc.name):
             raise Failure(f"The seed file {name} does not import ({exc}): bring it up to date with the models. "
                           "Nothing was changed.") from exc
+        if setting("SEED_MODULE"):
+            raise Failure(f"SEED_MODULE names {name!r}, which does not exist: correct app.config['SEED_MODULE'] "
+                          "or write that module. Nothing was changed.") from None
         where = name if setting("SEED_MODULE") else relative(Path(current_app.root_path) / "seeds.py")
         raise Failure(f"This application has no seed data: write {where} with a function seed(connection) that "
                       f"adds your sample rows and returns what it added (SEED_MODULE in app.config may name "

@@ -186,3 +186,60 @@ def test_a_version_table_of_the_applications_choice_is_read_everywhere(cli, proj
     status = cli("status", "--json", url=missing_database_url)
     assert status.returncode == 0 and f'"current": [\n    "{head_revision}"' in status.stdout
     assert cli("check", url=missing_database_url).returncode == 0
+
+
+def test_hostile_inputs_get_one_sentence_and_change_nothing(cli, project, database, head_revision, tmp_path):
+    """Inputs nobody lists: each is one sentence, exit 1 (2 for usage), and the database stays as it was."""
+    database.execute("INSERT INTO users (username, email) VALUES ('keep', 'keep@example.com')")
+    precious = tmp_path / "precious.txt"
+    precious.write_text("not a dump")
+    cases = [
+        (("backup", "--output", str(precious)), 1, "already exists"),
+        (("backup", "--output", str(tmp_path / "no" / "such" / "x.dump")), 1, "There is no folder"),
+        (("reset", "--table", ".users", "--yes"), 1, "Unknown table '.users'"),
+        (("reset", "--table", "public.", "--yes"), 1, "Unknown table 'public.'"),
+        (("upgrade", "@"), 1, "Alembic cannot resolve the revision given"),
+        (("migrate", "   "), 2, "MESSAGE is empty"),
+        (("revision", ""), 2, "MESSAGE is empty"),
+        (("--app", "", "status"), 2, "--app needs a value"),
+        (("--config", " ", "status"), 2, "--config needs a value"),
+        (("upgrade",), 1, "MIGRATION_LOCK_TIMEOUT must be a number of seconds"),
+    ]
+    for args, code, words in cases:
+        env = {"MIGRATION_LOCK_TIMEOUT": "1e9"} if args == ("upgrade",) else None
+        result = cli(*args, env=env)
+        assert result.returncode == code, (args, result.stderr)
+        assert words in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr and "Unexpected" not in result.stderr, (args, result.stderr)
+    assert precious.read_text() == "not a dump"
+    assert not (tmp_path / "no").exists()
+    assert database.scalar("SELECT count(*) FROM users") == 1 and database.revision() == head_revision
+    assert len(list((project / "migrations" / "versions").glob("*.py"))) == 2
+
+
+def test_broken_migration_files_are_named(cli, project, database, head_revision):
+    broken = project / "migrations" / "versions" / "0000_broken.py"
+    broken.write_text("revision = '0000'\ndown_revision = None\ndef upgrade(:\n")
+    for command in ("upgrade", "status", "history"):
+        result = cli(command)
+        assert result.returncode == 1, result.stderr
+        assert "0000_broken.py line 3 does not compile" in result.stderr, result.stderr
+    broken.unlink()
+    ini = project / "migrations" / "alembic.ini"
+    ini.write_text("this is not an ini file\n")
+    result = cli("upgrade")
+    assert result.returncode == 1 and "Alembic configuration file cannot be read" in result.stderr, result.stderr
+    ini.write_text("[alembic]\n")
+    result = cli("upgrade")
+    assert result.returncode == 1 and "logging sections" in result.stderr, result.stderr
+    assert database.revision() == head_revision
+
+
+def test_a_seed_module_setting_that_names_nothing_says_so(cli, project, database):
+    config = project / "app" / "config.py"
+    config.write_text(config.read_text().replace(
+        '    SECRET_KEY_REQUIRED = False\n', '    SECRET_KEY_REQUIRED = False\n    SEED_MODULE = "app.nope"\n'))
+    result = cli("seed")
+    assert result.returncode == 1
+    assert "SEED_MODULE names 'app.nope', which does not exist" in result.stderr, result.stderr
+    assert database.scalar("SELECT count(*) FROM users") == 0
