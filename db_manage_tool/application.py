@@ -11,7 +11,7 @@ import click
 from flask import current_app
 
 from .database_url import ConfigError, mask
-from .errors import Failure
+from .errors import Failure, first_line
 
 # The tool's settings, read from app.config; a missing key is its default.
 DEFAULTS = {
@@ -83,11 +83,6 @@ def ensure_postgresql(where):
 def last_line(text):
     """Return the last non-empty line of text."""
     return next((line.strip() for line in reversed(str(text).splitlines()) if line.strip()), str(text).strip())
-
-
-def first_line(text):
-    """Return the first non-empty line of text."""
-    return next((line.strip() for line in str(text).splitlines() if line.strip()), str(text).strip())
 
 
 def announce_database():

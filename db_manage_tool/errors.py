@@ -23,7 +23,7 @@ def describe(exc):
     if isinstance(exc, SyntaxError) and exc.filename:
         return scrub(f"{exc.filename} line {exc.lineno} does not compile ({exc.msg}): fix it, or move it away.")
     if isinstance(exc, configparser.Error):
-        return scrub(f"An Alembic configuration file cannot be read ({_first_line(str(exc))}): fix migrations/"
+        return scrub(f"An Alembic configuration file cannot be read ({first_line(str(exc))}): fix migrations/"
                      "alembic.ini, or copy Flask-Migrate's own (`flask db init` writes one in an empty folder).")
     if isinstance(exc, AssertionError) and raised_in(exc, "alembic"):
         return ("Alembic cannot resolve the revision given: use head, base, a revision id (or its first "
@@ -31,8 +31,8 @@ def describe(exc):
     if isinstance(exc, OperationalError):
         return scrub(_connection_problem(str(exc.orig).strip()))
     if isinstance(exc, DBAPIError):
-        return scrub(f"The database refused the operation: {_first_line(str(exc.orig))}")
-    return scrub(f"Unexpected {type(exc).__name__}: {_first_line(str(exc))}")
+        return scrub(f"The database refused the operation: {first_line(str(exc.orig))}")
+    return scrub(f"Unexpected {type(exc).__name__}: {first_line(str(exc))}")
 
 
 def raised_in(exc, package):
@@ -45,7 +45,7 @@ def raised_in(exc, package):
 
 def _connection_problem(message):
     """Return a sentence for a psycopg2 connection failure message."""
-    first = _first_line(message)
+    first = first_line(message)
     if "does not exist" in first and "database" in first:
         return f"{first}: run `python db_manage.py setup` to create it."
     if "Connection refused" in message or "No such file or directory" in message:
@@ -57,7 +57,7 @@ def _connection_problem(message):
     return f"Cannot use the database: {first}"
 
 
-def _first_line(text):
+def first_line(text):
     """Return the first non-empty line of text."""
     return next((line.strip() for line in text.splitlines() if line.strip()), text.strip())
 

@@ -3,12 +3,12 @@ from alembic.script import Script
 from alembic.script.revision import ResolutionError
 from alembic.util import CommandError
 
-from .errors import Failure
+from .errors import Failure, first_line
 
 
 def message(revision):
     """Return a revision's message: the first non-blank line of its docstring, never Alembic's header block."""
-    first = next((line.strip() for line in revision.longdoc.splitlines() if line.strip()), "")
+    first = first_line(revision.longdoc)
     return "(no message)" if not first or first.startswith("Revision ID:") else first
 
 

@@ -14,8 +14,8 @@ import click
 from flask import current_app
 from sqlalchemy.exc import OperationalError
 
-from .application import engine, first_line, setting
-from .errors import Failure
+from .application import engine, setting
+from .errors import Failure, first_line
 from .production_guard import refuse_on_production
 
 EXAMPLE = """    def seed(connection):

@@ -155,7 +155,7 @@ class Storefront:
 
     def has_function(self):
         """Return True when the migrations' SQL function exists."""
-        return self.db.scalar(f"SELECT to_regprocedure('{FUNCTION}') IS NOT NULL")
+        return self.db.scalar("SELECT to_regprocedure(:signature) IS NOT NULL", signature=FUNCTION)
 
     def add_rows(self):
         """Insert two customers, a product and an order."""
@@ -167,7 +167,8 @@ class Storefront:
 
     def counts(self):
         """Return {table: rows} of the app's tables."""
-        return {t: self.db.scalar(f"SELECT count(*) FROM {t.split('.')[1]}") for t in sorted(APP_TABLES)}
+        return {t: self.db.scalar(f"SELECT count(*) FROM {t.split('.')[1]}")  # names: this file's constants
+                for t in sorted(APP_TABLES)}
 
     def assert_at_head(self):
         """Assert that the database holds the app's schema at head: tables, columns, function and indexes."""

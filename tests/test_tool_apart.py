@@ -46,8 +46,8 @@ bp = Blueprint("errors", __name__)
 
 def constraint_names(database, table):
     """Return the names of table's CHECK constraints."""
-    return {name for (name,) in database.rows(
-        f"SELECT conname FROM pg_constraint WHERE contype = 'c' AND conrelid = '{table}'::regclass")}
+    return set(database.scalar("SELECT array_agg(conname) FROM pg_constraint "
+                               "WHERE contype = 'c' AND conrelid = CAST(:t AS regclass)", t=table) or [])
 
 
 def test_an_app_errors_package_does_not_collide_with_the_tool(cli, project, database):
