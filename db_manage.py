@@ -142,16 +142,37 @@ def reset(yes, then_seed, table, schema):
     in_app(reset, yes, table, schema, then_seed)
 
 
+def row_requests(ctx, param, values):
+    """Return --rows NAME=COUNT values as (name, count) pairs; refuse any other form."""
+    from db_manage_tool.generate import MAX_ROWS
+
+    requests = []
+    for value in values:
+        name, equals, count = value.rpartition("=")
+        if not equals or not name.strip() or not count.strip().isdigit():
+            raise click.BadParameter(f"{value!r}: give MODEL=COUNT, e.g. --rows users=1000.")
+        if not 1 <= int(count) <= MAX_ROWS:
+            raise click.BadParameter(f"{value!r}: COUNT must be from 1 to {MAX_ROWS:,}.")
+        requests.append((name.strip(), int(count)))
+    return requests
+
+
 @cli.command()
-@click.option("--users", type=click.IntRange(min=0), default=0,
-              help="Generated users to add (the skeleton's seed file).  [default: 0]")
-@click.option("--posts", type=click.IntRange(min=0), default=0,
-              help="Generated posts to add (the skeleton's seed file).  [default: 0]")
-def seed(users, posts):
-    """Run the application's seed file (app/seeds.py): its sample data, idempotent."""
+@click.option("--rows", multiple=True, metavar="MODEL=COUNT", callback=row_requests,
+              help="Generate COUNT rows of MODEL (a model or [schema.]table name) from its columns; repeat for "
+                   "several, parents are filled first.  [default: none: run the seed file]")
+@click.option("--fixture", "fixtures", multiple=True, metavar="PATH",
+              help="Add the rows of a JSON or CSV file (or of every such file in a folder) by natural key; "
+                   "repeatable.  [default: none]")
+def seed(rows, fixtures):
+    """Add development data in one transaction: the seed file (app/seeds.py), fixtures, or generated rows.
+
+    With no option, runs the application's seed file: its sample rows, added by
+    natural key, so running it again adds only what is missing.
+    """
     from db_manage_tool.seed import seed_database
 
-    in_app(seed_database, users=users, posts=posts)
+    in_app(seed_database, rows=rows, fixtures=[os.path.abspath(path) for path in fixtures])  # run in ROOT
 
 
 @cli.command()
@@ -362,9 +383,10 @@ def main():
     except click.ClickException as exc:
         exc.show()
         code = exc.exit_code
-    except click.Abort:
-        click.echo("Aborted.", err=True)
-        code = 1
+    except click.Abort as exc:
+        interrupted = isinstance(exc.__cause__, KeyboardInterrupt)  # Ctrl-C, which click turns into Abort
+        click.echo("Interrupted." if interrupted else "Aborted.", err=True)
+        code = 130 if interrupted else 1
     except Exception as exc:  # an expected failure of a command run in this process
         from db_manage_tool.errors import report
 

@@ -63,14 +63,14 @@ def first_line(text):
 
 
 def report(exc):
-    """Print exc as one sentence on stderr (with the traceback when verbose) and return exit code 1."""
+    """Print exc as one sentence on stderr (with the traceback when verbose) and return its exit code (1, 130)."""
     if os.environ.get(VERBOSE_VARIABLE):
         print(scrub("".join(traceback.format_exception(exc))), file=sys.stderr, end="")
     print(f"Error: {describe(exc)}", file=sys.stderr)
     if not os.environ.get(VERBOSE_VARIABLE) and traceback_helps(exc):
         print(f"(run `python db_manage.py --verbose COMMAND ...`, or set {VERBOSE_VARIABLE}=1, to see the traceback)",
               file=sys.stderr)
-    return 1
+    return getattr(exc, "exit_code", 1) if isinstance(exc, Failure) else 1
 
 
 def traceback_helps(exc):

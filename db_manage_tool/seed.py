@@ -1,49 +1,234 @@
-"""`seed`: run the application's own seed function (its sample data) in one transaction.
+"""`seed`: the application's own seed file, fixture files, and generated rows for any model, in one transaction.
 
 The seed data belongs to the application, like Rails' db/seeds.rb: a module `seeds` beside it
 (app/seeds.py in the skeleton; SEED_MODULE in app.config names another) with a function
-seed(connection, **options) that inserts rows and returns {what: count}.
+seed(connection) that adds rows (db_manage_tool.seeding.add_all) and returns {what: count}, and
+optionally OVERRIDES: fixed values or functions of the row number for generated columns.
+Two seeds at once on one database: the second waits for the first (an advisory lock).
 """
 import importlib
 import importlib.util
-import inspect
+import signal
+import threading
+import time
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
 import click
+import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
-from .application import engine, setting
+from . import bulk, generate
+from .application import database, engine, metadata, setting
 from .errors import Failure, first_line
 from .production_guard import refuse_on_production
+from .seeding import Progress, copy_chunks
+from .values import Pools
 
-EXAMPLE = """    def seed(connection):
-        added = connection.execute(insert(User).values(name="ada").on_conflict_do_nothing()).rowcount
-        return {"users": added}"""
+SEED_LOCK = zlib.crc32(b"db_manage seed")  # the advisory lock two seeds of one database share
+EXAMPLE = """    from db_manage_tool.seeding import add_all
+    def seed(connection):
+        return add_all(connection, {User: [{"username": "ada", "email": "ada@example.com"}]})"""
 
 
-def seed_database(**options):
-    """Run the application's seed(connection, **options) in one transaction; say and return what it added."""
+class Interrupted(Failure):
+    """Ctrl-C: the transaction was rolled back."""
+
+    exit_code = 130
+
+
+def seed_database(rows=(), fixtures=()):
+    """Seed in one transaction: fixture files, then generated rows; with neither, the seed file. Return what was added."""
     refuse_on_production("seed the database")
-    seed = seed_function()
-    given = {name: value for name, value in options.items() if value}
-    unknown = sorted(set(given) - set(inspect.signature(seed).parameters))
-    if unknown and not any(p.kind is p.VAR_KEYWORD for p in inspect.signature(seed).parameters.values()):
-        raise Failure(f"The application's seed function ({seed.__module__}.seed) takes no "
-                      f"{', '.join('--' + name for name in unknown)}: nothing was changed.")
+    seed = seed_function() if not rows and not fixtures else None
+    started = time.monotonic()
+    with CtrlC() as ctrl_c:
+        try:
+            with engine().connect() as connection, connection.begin():
+                wait_for_other_seeds(connection)
+                added = {}
+                if fixtures:
+                    from .fixtures import load_fixtures
+
+                    added.update(load_fixtures(connection, fixtures, fixture_table))
+                if rows:
+                    added.update(generate_rows(connection, rows))
+                if seed is not None:
+                    added = run_seed_file(connection, seed)
+        except BaseException as exc:
+            if ctrl_c.pressed or isinstance(exc, KeyboardInterrupt):  # however psycopg2 reported it
+                raise Interrupted("Interrupted: the seed was rolled back, nothing was written.") from None
+            raise
+        finally:
+            engine().dispose()
+    click.echo(summary(added, time.monotonic() - started), err=True)
+    return added
+
+
+class CtrlC:
+    """While active, remember whether Ctrl-C was pressed (psycopg2 may report it as another error)."""
+
+    def __init__(self):
+        self.pressed, self.previous = False, None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self.handle)
+        return self
+
+    def handle(self, signum, frame):
+        """Note the Ctrl-C and interrupt, as Python does by default."""
+        self.pressed = True
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        return False
+
+
+def summary(added, seconds):
+    """Return the closing line: what was added, and how fast when it was many rows."""
+    if not isinstance(added, Mapping) or not added:
+        return "Seeded."
+    total = sum(count for count in added.values() if isinstance(count, int))
+    line = "Seeded: " + ", ".join(f"{count:,} {what}" for what, count in added.items()) + " added"
+    if total >= 10_000:
+        line += f" in {seconds:.1f} s ({total / seconds:,.0f} rows/s)"
+    return line + "."
+
+
+def wait_for_other_seeds(connection):
+    """Take the seed lock of this database for the transaction, saying so when another seed holds it."""
+    if not connection.execute(sa.select(sa.func.pg_try_advisory_xact_lock(SEED_LOCK))).scalar():
+        click.echo("Another seed is running on this database: waiting for it to finish.", err=True)
+        connection.execute(sa.select(sa.func.pg_advisory_xact_lock(SEED_LOCK)))
+
+
+def run_seed_file(connection, seed):
+    """Run the application's seed(connection) on connection's transaction; return what it added."""
     try:
-        with engine().connect() as connection, connection.begin():
-            added = seed(connection, **given)
-    except (Failure, OperationalError):
+        return seed(connection)
+    except (Failure, OperationalError, KeyboardInterrupt):
         raise
-    except Exception as exc:  # the application's seed code failed: its transaction is rolled back
+    except DBAPIError as exc:
+        if "canceling statement due to user request" in str(exc.orig):
+            raise
         raise Failure(f"The seed function {seed.__module__}.seed failed: {type(exc).__name__}: "
                       f"{first_line(str(getattr(exc, 'orig', None) or exc))}. Nothing was changed.") from exc
-    engine().dispose()
-    summary = ", ".join(f"{count} {what}" for what, count in added.items()) if isinstance(added, Mapping) else ""
-    click.echo(f"Seeded: {summary} added." if summary else "Seeded.", err=True)
+    except Exception as exc:  # the application's seed code failed: its transaction is rolled back
+        raise Failure(f"The seed function {seed.__module__}.seed failed: {type(exc).__name__}: "
+                      f"{first_line(str(exc))}. Nothing was changed.") from exc
+
+
+def model_classes():
+    """Return the application's model classes (those of its Flask-SQLAlchemy registry)."""
+    model = getattr(database(), "Model", None)
+    registry = getattr(model, "registry", None)
+    return [mapper.class_ for mapper in getattr(registry, "mappers", ())]
+
+
+def find_table(name):
+    """Return the table a model or table name means."""
+    return next(iter(generate.resolve([(name, 1)], list(metadata().tables.values()), model_classes())))
+
+
+def fixture_table(name, path):
+    """Return the table a fixture file (or a key in it) names."""
+    try:
+        return find_table(name)
+    except generate.UnknownTable as exc:
+        raise Failure(f"The fixture {path} names {name!r}: {exc}") from None
+
+
+def generate_rows(connection, requests):
+    """COPY generated rows for each (name, count) request, parents first; return {table: rows}."""
+    tables = list(metadata().tables.values())
+    try:
+        counts = generate.resolve(requests, tables, model_classes())
+    except generate.UnknownTable as exc:
+        raise click.BadParameter(str(exc), param_hint="--rows") from None
+    overrides, where = seed_overrides(counts)
+    order = generate.ordered(counts)
+    try:
+        for table in order:  # before anything is written: every table can be generated
+            generate.Analysis(generate.Table(table, counts[table], overrides.get(table, {}), where))
+    except generate.Unsupported as exc:
+        raise Failure(f"{exc} Nothing was changed.") from None
+    generate.check_parents(connection, counts)
+    total = sum(counts.values())
+    size = sum(generate.estimate_bytes(table, counts[table]) for table in order)
+    click.echo(f"Generating {total:,} rows ({', '.join(f'{t.fullname} {counts[t]:,}' for t in order)}): "
+               f"about {megabytes(size)} on disk.", err=True)
+    connection.exec_driver_sql("SET LOCAL synchronous_commit = off")  # development data: no wait at commit
+    pools, added = Pools(), {}
+    with Progress(total) as bar:
+        for table in order:
+            with bulk.loading(connection, table, counts[table]):
+                for count in generate.rounds(table, counts[table]):
+                    spec = generate.Table(table, count, overrides.get(table, {}), where)
+                    try:
+                        groups, start = generate.plan(connection, spec, pools)
+                        copy_chunks(connection, table, generate.column_names(groups),
+                                    generate.chunks(groups, start, count), bar)
+                    except generate.Unsupported as exc:
+                        raise Failure(f"{exc} Nothing was changed.") from None
+            added[table.fullname] = counts[table]
     return added
+
+
+def megabytes(size):
+    """Return a byte count in words."""
+    return f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{max(size / 1e6, 0.1):.1f} MB"
+
+
+def seed_overrides(counts):
+    """Return ({Table: {column: value or function}}, where the seed file is) from the seed file's OVERRIDES."""
+    name = seed_module_name()
+    where = describe_seed_file(name)
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and name.startswith(exc.name):
+            return {}, where
+        raise Failure(f"The seed file {name} does not import ({exc}): bring it up to date with the models. "
+                      "Nothing was changed.") from exc
+    except SyntaxError as exc:
+        raise Failure(f"The seed file {name} has a syntax error ({exc}): fix it. Nothing was changed.") from exc
+    given = getattr(module, "OVERRIDES", None) or {}
+    if not isinstance(given, Mapping):
+        raise Failure(f"OVERRIDES in {where} must be a dict: {{model or table: {{column: value or function}}}}.")
+    overrides = {}
+    for key, columns in given.items():
+        table = key if isinstance(key, sa.Table) else getattr(key, "__table__", None)
+        if table is None:
+            try:
+                table = find_table(str(key))
+            except generate.UnknownTable as exc:
+                raise Failure(f"OVERRIDES in {where} names {key!r}: {exc}") from None
+        if not isinstance(columns, Mapping):
+            raise Failure(f"OVERRIDES[{key!r}] in {where} must be a dict of column: value or function.")
+        overrides[table] = {override_column(table, key, column, where): value for column, value in columns.items()}
+    return overrides, where
+
+
+def override_column(table, model, name, where):
+    """Return the column name an OVERRIDES entry means (a column name, or the model's attribute)."""
+    from .seeding import column_named
+
+    try:
+        return column_named(table, model if not isinstance(model, str) else None, name).name
+    except Failure as exc:
+        raise Failure(f"OVERRIDES in {where}: {exc}") from None
+
+
+def describe_seed_file(name):
+    """Return where the seed file is or would be, for messages."""
+    if setting("SEED_MODULE"):
+        return name
+    return relative(Path(current_app.root_path) / "seeds.py")
 
 
 def seed_module_name():
@@ -78,7 +263,8 @@ def seed_function():
         where = name if setting("SEED_MODULE") else relative(Path(current_app.root_path) / "seeds.py")
         raise Failure(f"This application has no seed data: write {where} with a function seed(connection) that "
                       f"adds your sample rows and returns what it added (SEED_MODULE in app.config may name "
-                      f"another module). Nothing was changed. For example:\n{EXAMPLE}") from None
+                      f"another module; `seed --rows MODEL=N` needs no seed file). Nothing was changed. "
+                      f"For example:\n{EXAMPLE}") from None
     if not callable(getattr(module, "seed", None)):
         raise Failure(f"{module.__file__} has no function seed(connection): add one. Nothing was changed.")
     return module.seed

@@ -1,53 +1,265 @@
-"""Helpers for an application's seed file: rows streamed into PostgreSQL's COPY, with a progress bar."""
+"""The API of an application's seed file: rows added idempotently by natural key, and rows streamed through COPY.
+
+    from db_manage_tool.seeding import add_all, ref
+
+    def seed(connection):
+        return add_all(connection, {User: [{"username": "ada", "email": "ada@example.com"}],
+                                    Post: [{"slug": "hello", "title": "Hello", "author_id": ref(User, username="ada")}]})
+
+A row is added only when its natural key (a unique constraint or the primary key whose columns
+the row gives, else all the columns it gives) is not in the table yet; existing rows are never
+changed unless update=True. Tables are filled parents first. `seed` runs it all in one transaction.
+"""
 import sys
+import time
+import uuid
+from itertools import groupby
 
 import click
+import sqlalchemy as sa
 from psycopg2 import sql
+from sqlalchemy.dialects.postgresql import insert
 
-# Small chunks keep the server busy while Python writes the next one (5000-row chunks ran 1.7x slower).
-CHUNK_ROWS = 100
-CHUNK_BYTES = 1 << 15
+from .errors import Failure
+
+BATCH = 1000  # rows per INSERT statement
+CHUNK_BYTES = 1 << 15  # what COPY asks for at a time
 
 
-def copy_rows(connection, table, columns, lines, bar=None):
-    """Stream lines (COPY text format) into `COPY table (columns) FROM STDIN` on connection's transaction."""
+class ref:  # noqa: N801 - reads as a value in a row: {"author_id": ref(User, username="ada")}
+    """A row of another table found by its natural key; as a value it stands for the key the column refers to."""
+
+    def __init__(self, model, **where):
+        if not where:
+            raise Failure(f"ref({getattr(model, '__name__', model)}) needs the columns that find the row, "
+                          "e.g. ref(User, username='ada').")
+        self.table, self.where = table_of(model), where
+
+    def __repr__(self):
+        return f"ref({self.table.fullname}, {', '.join(f'{k}={v!r}' for k, v in self.where.items())})"
+
+    def resolve(self, connection, column):
+        """Return the value column takes to refer to this row; raise Failure when the row is missing."""
+        target = referred_column(column, self.table)
+        condition = sa.and_(*[column_named(self.table, None, name) == value for name, value in self.where.items()])
+        found = connection.execute(sa.select(target).where(condition).limit(2)).scalars().all()
+        if len(found) != 1:
+            what = "no" if not found else "more than one"
+            raise Failure(f"{column.table.fullname}.{column.name} refers to {self!r}, but {self.table.fullname} has "
+                          f"{what} such row: add it first (parents before children), or find it by a unique column.")
+        return found[0]
+
+
+def table_of(model):
+    """Return the Table of a model class or a Table."""
+    table = model if isinstance(model, sa.Table) else getattr(model, "__table__", None)
+    if not isinstance(table, sa.Table):
+        raise Failure(f"{model!r} is neither a model nor a table.")
+    return table
+
+
+def referred_column(column, parent):
+    """Return the column of parent that column refers to (its foreign key), else parent's primary key."""
+    for fk in column.foreign_keys:
+        if fk.column.table is parent:
+            return fk.column
+    keys = list(parent.primary_key.columns)
+    if len(keys) != 1:
+        raise Failure(f"{column.table.fullname}.{column.name} has no foreign key to {parent.fullname}, whose primary "
+                      "key is not one column: give the value itself.")
+    return keys[0]
+
+
+def column_named(table, model, name):
+    """Return the column of table that name (a column name, or the model's attribute) means."""
+    if name in table.c:
+        return table.c[name]
+    mapper = sa.inspect(model, raiseerr=False) if model is not None and not isinstance(model, sa.Table) else None
+    if mapper is not None and name in mapper.columns and mapper.columns[name].table is table:
+        return mapper.columns[name]
+    raise Failure(f"{table.fullname} has no column {name!r}: use one of {', '.join(c.name for c in table.columns)}.")
+
+
+def unique_keys(table):
+    """Return the column-name sets that identify a row: unique constraints and indexes first, the primary key last."""
+    keys = [[c.name for c in constraint.columns] for constraint in table.constraints
+            if isinstance(constraint, sa.UniqueConstraint)]
+    keys += [[c.name for c in index.columns] for index in table.indexes
+             if index.unique and not index.dialect_options["postgresql"].get("where") and len(index.columns)
+             and all(isinstance(e, sa.Column) for e in index.expressions)]
+    keys += [[c.name] for c in table.columns if c.unique]
+    keys = sorted((k for k in keys if k), key=len)
+    primary = [c.name for c in table.primary_key.columns]
+    return keys + ([primary] if primary else [])
+
+
+def natural_key(table, given, key=None):
+    """Return (columns, True) for the unique key the given columns fill, else (the key or given columns, False)."""
+    keys = unique_keys(table)
+    if key is not None:
+        key = [column_named(table, None, name).name for name in key]
+        return key, sorted(key) in [sorted(k) for k in keys]
+    for candidate in keys:
+        if set(candidate) <= set(given):
+            return candidate, True
+    return list(given), False
+
+
+def prepared(connection, table, model, row, cache):
+    """Return row with column names as keys and every ref (or FK dict) replaced by the value it stands for."""
+    values = {}
+    for name, value in row.items():
+        column = column_named(table, model, name)
+        if isinstance(value, dict) and column.foreign_keys and not isinstance(column.type, sa.JSON):
+            value = ref(next(iter(column.foreign_keys)).column.table, **value)
+        if isinstance(value, str) and isinstance(column.type, sa.Uuid) and column.type.as_uuid:
+            value = uuid_value(table, column, value)
+        if isinstance(value, ref):
+            cache_key = (value.table, tuple(sorted(value.where.items(), key=str)), column.name)
+            if cache_key not in cache:
+                cache[cache_key] = value.resolve(connection, column)
+            value = cache[cache_key]
+        values[column.name] = value
+    return values
+
+
+def uuid_value(table, column, text):
+    """Return text as a UUID for column, or raise Failure saying which value is not one."""
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise Failure(f"{table.fullname}.{column.name} takes a UUID, not {text!r}.") from None
+
+
+def add(connection, model, rows, key=None, update=False):
+    """Insert the rows whose natural key is not in the table yet; return how many were added."""
+    table, cache, added = table_of(model), {}, 0
+    rows = [prepared(connection, table, model, row, cache) for row in rows]
+    for given, group in groupby(sorted(rows, key=lambda r: sorted(r)), key=lambda r: tuple(sorted(r))):
+        group = list(group)
+        columns, backed = natural_key(table, given, key)
+        if update and not backed:
+            raise Failure(f"add(..., update=True) needs a unique key of {table.fullname} among the columns given "
+                          f"({', '.join(given)}).")
+        for first in range(0, len(group), BATCH):
+            batch = group[first:first + BATCH]
+            if backed:
+                statement = insert(table).values(batch)
+                others = [name for name in given if name not in columns]
+                if update and others:
+                    statement = statement.on_conflict_do_update(
+                        index_elements=columns, set_={name: statement.excluded[name] for name in others})
+                else:
+                    statement = statement.on_conflict_do_nothing()
+                added += connection.execute(statement).rowcount
+            else:
+                added += sum(insert_if_missing(connection, table, row, columns) for row in batch)
+    sync_sequences(connection, table, {name for row in rows for name in row})
+    return added
+
+
+def insert_if_missing(connection, table, row, key):
+    """Insert row unless a row with the same key values (NULLs equal) exists; return 1 if inserted, else 0."""
+    names = list(row)
+    literal = {name: sa.literal(row[name], type_=table.c[name].type) for name in names}
+    same = sa.and_(*[table.c[name].is_not_distinct_from(literal[name]) for name in key])
+    source = sa.select(*[literal[name] for name in names]).where(~sa.exists().where(same))
+    return connection.execute(sa.insert(table).from_select([table.c[n] for n in names], source)).rowcount
+
+
+def sync_sequences(connection, table, given):
+    """Move the sequences of integer key columns given explicitly past their largest value."""
+    name = connection.dialect.identifier_preparer.format_table(table)
+    for column in table.primary_key.columns:
+        if column.name in given and isinstance(column.type, sa.Integer):
+            sequence = connection.execute(sa.select(sa.func.pg_get_serial_sequence(name, column.name))).scalar()
+            if sequence:
+                connection.execute(sa.select(sa.func.setval(sequence, sa.select(sa.func.max(column))
+                                                            .scalar_subquery())).where(
+                    sa.select(sa.func.max(column)).scalar_subquery().is_not(None)))
+
+
+def add_all(connection, data, update=False):
+    """Add each model's rows (a {model: rows} mapping), parents before children; return {table: rows added}."""
+    from .generate import ordered
+
+    tables = {table_of(model): model for model in data}
+    added = {}
+    for table in ordered(tables):
+        added[table] = add(connection, tables[table], data[tables[table]], update=update)
+    return {table.fullname: added[table] for table in tables}  # in the order given
+
+
+# ---- COPY --------------------------------------------------------------------------------------------------
+
+
+def copy_chunks(connection, table, columns, chunks, bar=None):
+    """Stream chunks ((COPY text, rows) pairs) into `COPY table (columns) FROM STDIN` on connection's transaction."""
     dbapi = connection.connection.dbapi_connection
     target = sql.Identifier(*([table.schema] if table.schema else []), table.name)
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(target, sql.SQL(", ").join(map(sql.Identifier, columns)))
-    dbapi.cursor().copy_expert(statement.as_string(dbapi), ChunkReader(lines, bar), size=CHUNK_BYTES)
+    reader = ChunkReader(chunks, bar)
+    try:
+        dbapi.cursor().copy_expert(statement.as_string(dbapi), reader, size=CHUNK_BYTES)
+    except Exception:
+        if reader.error is not None:  # psycopg2 reports a failed read() as "COPY from stdin failed": the cause
+            raise reader.error from None
+        raise
+
+
+def copy_rows(connection, table, columns, lines, bar=None):
+    """Stream lines (COPY text format, each ending in a newline) into table's columns."""
+    def chunks():
+        while batch := [line for _, line in zip(range(100), lines)]:
+            yield "".join(batch), len(batch)
+    copy_chunks(connection, table, columns, chunks(), bar)
 
 
 class ChunkReader:
-    """A file-like object that COPY reads: it joins the next lines only when asked, so memory stays flat."""
+    """A file-like object that COPY reads: it makes the next chunk only when asked, so memory stays flat."""
 
-    def __init__(self, lines, bar):
-        self.lines, self.bar, self.buffer = lines, bar, b""
+    def __init__(self, chunks, bar):
+        self.chunks, self.bar, self.error = chunks, bar, None
 
     def read(self, size):
-        """Return at most size bytes of the next lines (b"" at the end)."""
-        while len(self.buffer) < size:
-            chunk = [line for _, line in zip(range(CHUNK_ROWS), self.lines)]
-            if not chunk:
-                break
-            self.buffer += "".join(chunk).encode()
-            if self.bar is not None:
-                self.bar.update(len(chunk))
-        data, self.buffer = self.buffer[:size], self.buffer[size:]
-        return data
+        """Return the next chunk's bytes (b"" at the end); keep what it raised (Ctrl-C included) for copy_chunks."""
+        try:
+            for text, rows in self.chunks:
+                if self.bar is not None:
+                    self.bar.update(rows)
+                return text.encode()
+        except BaseException as exc:
+            self.error = exc
+            raise
+        return b""
 
 
-class _NoBar:
-    """Stands in for a progress bar when the output is not a terminal."""
+class Progress:
+    """A progress bar with rows per second on a terminal's stderr; nothing elsewhere."""
+
+    def __init__(self, total, label="Seeding"):
+        self.total, self.label, self.done, self.bar = total, label, 0, None
 
     def __enter__(self):
-        return None
+        if sys.stderr.isatty():
+            self.started = time.monotonic()
+            self.bar = click.progressbar(length=self.total, label=self.label, file=sys.stderr, show_pos=True, show_percent=True,
+                                         item_show_func=lambda rate: rate).__enter__()
+        return self
+
+    def update(self, rows):
+        """Count rows as written."""
+        self.done += rows
+        if self.bar is not None:
+            rate = self.done / max(time.monotonic() - self.started, 1e-6)
+            self.bar.update(rows, f"{rate:,.0f} rows/s")
 
     def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
         return False
 
 
 def progress_bar(length):
-    """Return click's progress bar on a terminal, or a stand-in that shows nothing."""
-    if not sys.stderr.isatty():
-        return _NoBar()
-    return click.progressbar(length=length, label="Seeding", file=sys.stderr)
+    """Return a progress bar for length rows (shown only on a terminal)."""
+    return Progress(length)

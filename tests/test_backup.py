@@ -31,7 +31,8 @@ def test_backup_writes_a_verified_private_file(cli, project, database):
 
 def test_backup_and_restore_round_trip_into_a_new_database(cli, tmp_path, database, missing_database_url,
                                                            head_revision):
-    assert cli("seed", "--users", "20", "--posts", "200").returncode == 0
+    assert cli("seed").returncode == 0
+    assert cli("seed", "--rows", "users=20", "--rows", "posts=200").returncode == 0
     dump = tmp_path / "round.dump"
     assert cli("backup", "--output", str(dump)).returncode == 0
     result = cli("restore", str(dump), "--yes", url=missing_database_url)

@@ -6,7 +6,8 @@ from conftest import ROOT, cli_env, sibling_url
 
 from db_manage_tool import dbadmin
 
-FIGURES = ("`upgrade` at head", "`setup` on a fresh checkout", "`seed --users 1000 --posts 300`", "seed scaling",
+FIGURES = ("`upgrade` at head", "`setup` on a fresh checkout", "`seed --rows users=30 --rows posts=270` (300 rows)",
+           "seed memory",
            "`reset --yes` on a seeded database", "`status` with a 300-row table", "`backup` of the 300-post database")
 
 

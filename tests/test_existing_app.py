@@ -361,6 +361,20 @@ def test_migrate_upgrade_downgrade_after_adopt(adopted):
     assert adopted.db.revision() == HEAD
 
 
+def test_generated_rows_fill_every_table_with_no_seed_file(adopted):
+    adopted.ok("adopt")
+    adopted.ok("setup")
+    result = adopted.ok("seed", "--rows", "Customer=1500", "--rows", "products=800", "--rows", "orders=3000")
+    assert "Seeded: 1,500 customers, 800 products, 3,000 orders added." in result.stderr
+    assert adopted.counts() == {"public.customers": 1500, "public.products": 800, "public.orders": 3000}
+    db = adopted.db
+    assert db.scalar("SELECT count(DISTINCT lower(email)) FROM customers") == 1500, "its functional unique index"
+    assert db.scalar("SELECT count(DISTINCT sku) FROM products") == db.scalar("SELECT count(sku) FROM products")
+    assert db.scalar("SELECT min(price) FROM products") >= 0, "its unnamed CHECK (price >= 0)"
+    assert db.scalar("SELECT count(DISTINCT customer_id) FROM orders") > 1000
+    adopted.assert_at_head()
+
+
 def test_reset_and_seed_after_adopt(adopted):
     adopted.ok("setup")
     adopted.add_rows()

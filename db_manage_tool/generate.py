@@ -1,0 +1,785 @@
+"""`seed --rows`: rows for any model, from its columns' types and constraints, streamed through COPY.
+
+Foreign keys are drawn from the referenced table's rows (parents asked for are generated first),
+unique columns carry the row number, unique combinations of foreign keys and enums are
+enumerated, CHECK constraints of simple forms are respected, and columns the server fills
+(identity, serial, server defaults, computed) are left to it. Row numbers continue after the
+rows already there, so the same command on the same starting rows writes the same data.
+"""
+import math
+import random
+import re
+import uuid
+import zlib
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql import sqltypes
+from sqlalchemy.sql import visitors
+
+from .errors import Failure
+from .values import (NULL, array_literal, date_pool, escape, interval_pool, json_pool, kind_for_name,
+                     number_range, time_pool, timestamp_pool, to_copy)
+
+MAX_ROWS = 100_000_000  # per table and command
+CHUNK = 500  # rows generated together, column by column
+NULL_SHARE = 0.1  # of a nullable column's values
+INTEGER_LIMITS = {sqltypes.SmallInteger: 2 ** 15 - 1, sqltypes.BigInteger: 2 ** 63 - 1}
+EMAIL_DOMAIN = "@example.org"
+OVERRIDE_HINT = "give {columns} a value in OVERRIDES of the seed file ({where}), e.g. OVERRIDES = {{\"{table}\": " \
+                "{{\"{column}\": lambda n: ...}}}}"
+
+
+class Unsupported(Exception):
+    """A column or constraint the generator cannot satisfy by itself (the message names it)."""
+
+
+class Group:
+    """Columns filled together: fill(numbers) returns one list of COPY fields per column."""
+
+    def __init__(self, columns, fill, width):
+        self.columns, self.fill, self.width = columns, fill, width
+
+
+class Limits:
+    """What the simple CHECK constraints allow in one column."""
+
+    def __init__(self):
+        self.low = self.high = self.choices = self.max_length = None
+        self.min_length = 0
+
+    def above(self, value, strict):
+        """Require values >= value (> when strict)."""
+        value = Decimal(value) + (Decimal("1e-6") if strict else 0)
+        self.low = value if self.low is None else max(self.low, value)
+
+    def below(self, value, strict):
+        """Require values <= value (< when strict)."""
+        value = Decimal(value) - (Decimal("1e-6") if strict else 0)
+        self.high = value if self.high is None else min(self.high, value)
+
+
+class Table:
+    """One table to fill: its plan for count rows numbered from start."""
+
+    def __init__(self, table, count, overrides, where):
+        self.table, self.count, self.overrides, self.where = table, count, overrides, where
+
+    @property
+    def label(self):
+        """Return the table's name as messages give it."""
+        return self.table.fullname
+
+
+# ---- the whole run ---------------------------------------------------------------------------------------
+
+
+def resolve(names, tables, registry_classes):
+    """Return {Table: count} for NAME=COUNT requests; NAME is a table ([schema.]name) or a model class name."""
+    by_name = {}
+    for table in tables:
+        for key in {table.name.lower(), table.fullname.lower()}:
+            by_name.setdefault(key, set()).add(table)
+    for cls in registry_classes:
+        table = getattr(cls, "__table__", None)
+        if isinstance(table, sa.Table):
+            by_name.setdefault(cls.__name__.lower(), set()).add(table)
+    chosen = {}
+    for name, count in names:
+        found = by_name.get(name.lower(), set())
+        if len(found) > 1:
+            raise Failure(f"{name!r} names several tables ({', '.join(sorted(t.fullname for t in found))}): "
+                          "give it as schema.table.")
+        if not found:
+            known = ", ".join(sorted({t.fullname for t in tables}))
+            raise UnknownTable(f"No model or table named {name!r}: use one of {known}.")
+        table = next(iter(found))
+        chosen[table] = chosen.get(table, 0) + count
+    return chosen
+
+
+class UnknownTable(Failure):
+    """A name that is neither a table nor a model of the application."""
+
+
+def ordered(requests):
+    """Return the requested tables in the order given, except that parents come before their children."""
+    waiting, placed = list(requests), []
+    while waiting:
+        ready = next((t for t in waiting if all(fk.referred_table in placed or fk.referred_table not in waiting
+                                                or fk.referred_table is t for fk in t.foreign_key_constraints)),
+                     waiting[0])  # a cycle: the first given goes first
+        placed.append(ready)
+        waiting.remove(ready)
+    return placed
+
+
+def check_parents(connection, requests):
+    """Raise Failure naming the parent of a required foreign key that has no rows and is not asked for."""
+    for table in requests:
+        for fk in table.foreign_key_constraints:
+            parent = fk.referred_table
+            if parent in requests or any(c.nullable for c in fk.columns) or parent is table:
+                continue
+            if connection.execute(sa.select(sa.exists().select_from(parent))).scalar():
+                continue
+            column = ", ".join(c.name for c in fk.columns)
+            raise Failure(f"{table.fullname}.{column} refers to {parent.fullname}, which has no rows: add "
+                          f"--rows {parent.name}=N (parents are generated first), or seed {parent.fullname} first. "
+                          "Nothing was changed.")
+
+
+def rounds(table, count):
+    """Return the counts to generate in turn: a table referring to itself gets a first tenth to refer to."""
+    if count > 1 and any(fk.referred_table is table for fk in table.foreign_key_constraints):
+        first = max(1, count // 10)
+        return [first, count - first]
+    return [count]
+
+
+def estimate_bytes(table, count):
+    """Return roughly how many bytes count rows of table take on disk, indexes included."""
+    widths = {column.name: column_width(column) for column in table.columns}
+    heap = count * (28 + sum(widths.values()))
+    keys = [index.columns for index in table.indexes] + [c.columns for c in table.constraints
+                                                         if isinstance(c, sa.UniqueConstraint | sa.PrimaryKeyConstraint)]
+    return heap + sum(count * (16 + sum(widths.get(c.name, 8) for c in columns)) for columns in keys if len(columns))
+
+
+def column_width(column):
+    """Return a column's rough width in bytes."""
+    kind = type_kind(column.type)
+    name_kind = kind_for_name(column.name, column.table.name)
+    if kind == "string":
+        guess = {"paragraph": 400, "sentence": 60, "title": 40, "url": 40, "street": 25}.get(name_kind, 16)
+        length = getattr(unwrap(column.type), "length", None)
+        return min(guess, length) if length else guess
+    return {"integer": 8, "numeric": 8, "boolean": 1, "uuid": 16, "json": 90, "array": 30, "date": 4,
+            "datetime": 8, "time": 8, "interval": 16, "binary": 24, "enum": 4}.get(kind, 8)
+
+
+# ---- planning one table ----------------------------------------------------------------------------------
+
+
+class Analysis:
+    """What a table's constraints ask of its generated columns, found from the model alone."""
+
+    def __init__(self, spec):
+        table, overrides = spec.table, spec.overrides
+        owned = {c.name for c in table.columns if server_owned(c) and c.name not in overrides}
+        self.free = [c for c in table.columns if c.name not in owned and c.name not in overrides]
+        self.limits = check_limits(spec, owned | set(overrides))
+        self.fk_of = {}
+        for fk in table.foreign_key_constraints:
+            if not any(c.name in overrides for c in fk.columns):
+                for column in fk.columns:
+                    self.fk_of.setdefault(column.name, fk)
+        self.embedded, self.enumerated = {}, []
+        for columns in unique_sets(table, owned | set(overrides)):
+            candidates = [c for c in columns if c.name not in self.fk_of and embeddable(c, self.limits.get(c.name))]
+            if any(c.name in self.embedded for c in columns):
+                continue
+            if candidates:
+                self.embedded[candidates[0].name] = candidates[0]
+            elif all(c.name in self.fk_of or finite(c, self.limits.get(c.name)) for c in columns):
+                self.enumerated.append(columns)
+            else:
+                raise Unsupported(f"{table.fullname} needs ({', '.join(c.name for c in columns)}) unique, which "
+                                  "seed --rows cannot generate: " + hint(spec, [c.name for c in columns]))
+        for column in self.free:
+            if column.name not in self.fk_of and type_kind(column.type) is None and not column.nullable:
+                raise Unsupported(f"{spec.label}.{column.name} has type {column.type}, which seed --rows cannot "
+                                  "generate: " + hint(spec, [column.name]))
+
+
+def plan(connection, spec, pools):
+    """Return (groups, start): how to fill spec.table's columns, and the first row number."""
+    table, overrides, found = spec.table, spec.overrides, Analysis(spec)
+    limits = found.limits
+    start = start_number(connection, table, found.embedded, limits)
+    end = start + spec.count
+    groups, done = [], set()
+    for name, value in overrides.items():
+        groups.append(override_group(spec, name, value))
+        done.add(name)
+    for columns in found.enumerated:
+        if not any(c.name in done for c in columns):
+            groups.append(enumeration_group(connection, spec, columns, found.fk_of, limits, start))
+            done.update(c.name for c in columns)
+    for fk in dict.fromkeys(found.fk_of.values()):
+        if not any(c.name in done for c in fk.columns):
+            groups.append(foreign_key_group(connection, spec, fk, start))
+            done.update(c.name for c in fk.columns)
+    for column in found.free:
+        if column.name not in done:
+            rng = random.Random(f"{table.fullname}:{column.name}:{start}")
+            fill = (embedded_fill(spec, column, limits.get(column.name), rng, pools, end)
+                    if column.name in found.embedded else value_fill(spec, column, limits.get(column.name), rng, pools))
+            groups.append(single(column.name, with_nulls(column, fill, rng), column_width(column)))
+    return groups, start
+
+
+def server_owned(column):
+    """Return True when the server fills the column: identity, serial, server default or computed."""
+    return (column.server_default is not None or column.identity is not None or column.computed is not None
+            or column is column.table.autoincrement_column)
+
+
+def hint(spec, columns):
+    """Return the override advice for columns of spec's table."""
+    return OVERRIDE_HINT.format(columns=", ".join(columns), where=spec.where, table=spec.table.name,
+                                column=columns[0]) + "."
+
+
+def unique_sets(table, skip):
+    """Return the column lists that must be unique together (constraints, unique indexes), minus those skip settles."""
+    sets = []
+    for constraint in table.constraints:
+        if isinstance(constraint, sa.UniqueConstraint | sa.PrimaryKeyConstraint):
+            sets.append(list(constraint.columns))
+    for index in table.indexes:  # a partial or functional unique index: its columns unique is enough
+        if index.unique:
+            found = set().union(*(columns_in(table, e) for e in index.expressions))
+            sets.append([c for c in table.columns if c in found or c in set(index.columns)])
+    for column in table.columns:
+        if column.unique:
+            sets.append([column])
+    kept = []
+    for columns in sets:
+        if columns and not any(c.name in skip for c in columns) and \
+                [c.name for c in columns] not in [[c.name for c in k] for k in kept]:
+            kept.append(columns)
+    return sorted(kept, key=len)
+
+
+def columns_in(table, expression):
+    """Return the columns of table an index expression uses (by name when it is SQL text)."""
+    if isinstance(expression, sa.Column):
+        return {expression}
+    found = {e for e in visitors.iterate(expression) if isinstance(e, sa.Column)}
+    return found or {c for c in table.columns if re.search(rf"\b{re.escape(c.name)}\b", str(expression))}
+
+
+def embeddable(column, limits):
+    """Return True when a unique column can carry the row number (text, integer, numeric, UUID)."""
+    if limits is not None and limits.choices is not None:
+        return False
+    return type_kind(column.type) in ("string", "integer", "numeric", "uuid")
+
+
+def finite(column, limits):
+    """Return True when a column has a small set of values (enum, boolean, an IN list)."""
+    return (limits is not None and limits.choices is not None) or type_kind(column.type) in ("enum", "boolean")
+
+
+# ---- types -----------------------------------------------------------------------------------------------
+
+
+def unwrap(kind):
+    """Return the type under TypeDecorators."""
+    while isinstance(kind, sa.types.TypeDecorator) and not isinstance(kind, sqltypes._AbstractInterval):
+        kind = kind.impl_instance
+    return kind
+
+
+def type_kind(kind):
+    """Return the generator's name for a column type, or None when it has none."""
+    kind = unwrap(kind)
+    checks = [(sqltypes._AbstractInterval, "interval"), (sa.Enum, "enum"), (sa.Boolean, "boolean"),
+              (sa.Integer, "integer"), (sa.Numeric, "numeric"), (sa.Float, "numeric"), (sa.DateTime, "datetime"), (sa.Date, "date"),
+              (sa.Time, "time"), (sa.Uuid, "uuid"), (sa.JSON, "json"), (sa.ARRAY, "array"),
+              (sa.LargeBinary, "binary"), (sa.String, "string"), (postgresql.INET, "inet"), (postgresql.CIDR, "inet")]
+    return next((name for cls, name in checks if isinstance(kind, cls)), None)
+
+
+def string_length(column, limits):
+    """Return the most characters a text column takes (its length, a CHECK), or None."""
+    lengths = [n for n in (getattr(unwrap(column.type), "length", None), limits and limits.max_length) if n]
+    return min(lengths) if lengths else None
+
+
+def integer_range(column, limits):
+    """Return the (low, high) integers a column takes: its CHECK, else its name's range, within its type."""
+    kind = unwrap(column.type)
+    top = next((limit for cls, limit in INTEGER_LIMITS.items() if isinstance(kind, cls)), 2 ** 31 - 1)
+    low, high = number_range(column.name) or (1, 10_000)
+    if limits is not None and (limits.low is not None or limits.high is not None):
+        low = math.ceil(limits.low) if limits.low is not None else (low if limits.high is None else
+                                                                   min(low, math.floor(limits.high)))
+        high = math.floor(limits.high) if limits.high is not None else max(high, low + 10_000)
+    return max(low, -top - 1), min(high, top)
+
+
+def numeric_range(column, limits):
+    """Return (low, high, scale) for a numeric or float column."""
+    kind = unwrap(column.type)
+    scale = kind.scale if isinstance(getattr(kind, "scale", None), int) else 2
+    if isinstance(kind, sa.Float):
+        scale = 2
+    low, high = number_range(column.name) or (0, 1000)
+    if limits is not None:
+        low = limits.low if limits.low is not None else (low if limits.high is None else min(low, limits.high))
+        high = limits.high if limits.high is not None else max(high, low + 1000)
+    precision = getattr(kind, "precision", None)
+    if isinstance(precision, int) and not isinstance(kind, sa.Float):
+        top = Decimal(10) ** (precision - scale) - Decimal(10) ** -scale
+        low, high = max(Decimal(low), -top), min(Decimal(high), top)
+    return Decimal(low), Decimal(high), scale
+
+
+# ---- fills -------------------------------------------------------------------------------------------------
+
+
+def single(name, fill, width):
+    """Return the group of one column whose fill returns that column's values."""
+    return Group([name], lambda numbers: [fill(numbers)], width)
+
+
+def with_nulls(column, fill, rng):
+    """Return fill with about a tenth of the values NULL when the column allows it."""
+    if not column.nullable or column.primary_key:
+        return fill
+
+    def nullable_fill(numbers):
+        values = fill(numbers)
+        return [NULL if rng.random() < NULL_SHARE else value for value in values]
+    return nullable_fill
+
+
+def pool_fill(rng, pool):
+    """Return a fill drawing COPY fields from pool."""
+    return lambda numbers: rng.choices(pool, k=len(numbers))
+
+
+def value_fill(spec, column, limits, rng, pools):
+    """Return the fill of a column that is neither unique nor a foreign key."""
+    kind = type_kind(column.type)
+    if limits is not None and limits.choices is not None:
+        return pool_fill(rng, [to_copy(choice) for choice in limits.choices])
+    if kind == "enum":
+        return pool_fill(rng, [escape(value) for value in unwrap(column.type).enums])
+    if kind == "boolean":
+        return pool_fill(rng, ["t", "t", "t", "f", "f"])
+    if kind == "integer":
+        low, high = integer_range(column, limits)
+        if low > high:
+            raise Unsupported(f"The CHECK constraints of {spec.label}.{column.name} allow no integer: "
+                              + hint(spec, [column.name]))
+        values = range(low, high + 1)
+        return lambda numbers: list(map(str, rng.choices(values, k=len(numbers))))
+    if kind == "numeric":
+        low, high, scale = numeric_range(column, limits)
+        pool = [numeric_text(low + (high - low) * Decimal(rng.random()), scale, low, high) for _ in range(4096)]
+        return pool_fill(rng, pool)
+    if kind == "string":
+        return pool_fill(rng, text_pool(spec, column, limits, rng, pools))
+    simple = {"datetime": lambda: timestamp_pool(rng, getattr(unwrap(column.type), "timezone", False)),
+              "date": date_pool, "time": lambda: time_pool(rng), "interval": lambda: interval_pool(rng),
+              "json": lambda: json_pool(rng, pools),
+              "uuid": lambda: [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(4096)],
+              "binary": lambda: ["\\\\x" + rng.randbytes(16).hex() for _ in range(256)],
+              "inet": lambda: [f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+                               for _ in range(1024)],
+              "array": lambda: array_pool(spec, column, rng, pools)}
+    if kind in simple:
+        return pool_fill(rng, simple[kind]())
+    if column.nullable:
+        return lambda numbers: [NULL] * len(numbers)
+    raise Unsupported(f"{spec.label}.{column.name} has type {column.type}, which seed --rows cannot generate: "
+                      + hint(spec, [column.name]))
+
+
+def numeric_text(value, scale, low, high):
+    """Return value rounded to scale digits, kept within [low, high], as text."""
+    step = Decimal(10) ** -scale
+    rounded = value.quantize(step)
+    if rounded < low:
+        rounded += step
+    if rounded > high:
+        rounded -= step
+    return str(rounded)
+
+
+def text_pool(spec, column, limits, rng, pools):
+    """Return COPY fields for a text column: realistic by its name, cut to its length."""
+    name_kind = kind_for_name(column.name, spec.table.name)
+    pool = pools.get(name_kind or "label")
+    if name_kind == "email":
+        pool = [f"{local}{EMAIL_DOMAIN}" for local in pool]
+    length = string_length(column, limits)
+    minimum = limits.min_length if limits is not None else 0
+    if length:
+        pool = [value[:length].rstrip() or value[:length] for value in pool]
+    pool = [value + "x" * (minimum - len(value)) for value in pool]
+    return [escape(value) for value in pool]
+
+
+def array_pool(spec, column, rng, pools):
+    """Return array literals of zero to three items of the column's item type."""
+    item = unwrap(column.type).item_type
+    fake = sa.Column(column.name, item)
+    sa.Table(f"_{spec.table.name}_items", sa.MetaData(), fake)
+    fill = value_fill(spec, fake, None, rng, pools)
+    arrays = []
+    for _ in range(256):
+        items = fill(range(rng.randint(0, 3)))
+        arrays.append(array_literal([unescape(i) for i in items]))
+    return arrays
+
+
+def unescape(field):
+    """Return the text of a COPY field (numbers and simple words come back unchanged)."""
+    return field.replace("\\t", "\t").replace("\\n", "\n").replace("\\r", "\r").replace("\\\\", "\\")
+
+
+def embedded_fill(spec, column, limits, rng, pools, end):
+    """Return the fill of a unique column: a realistic value carrying the row number."""
+    kind = type_kind(column.type)
+    if kind == "integer":
+        low, high = integer_range(column, limits)
+        if low + end - 1 > high:
+            raise Unsupported(f"{spec.label}.{column.name} is unique and takes at most {high:,}: it cannot hold "
+                              f"{spec.count:,} more generated values; " + hint(spec, [column.name]))
+        return lambda numbers: [str(low + n) for n in numbers]
+    if kind == "numeric":
+        low, high, _ = numeric_range(column, limits)
+        low = math.ceil(low)
+        if low + end - 1 > high:
+            raise Unsupported(f"{spec.label}.{column.name} is unique and takes at most {high}: it cannot hold "
+                              f"{spec.count:,} more generated values; " + hint(spec, [column.name]))
+        return lambda numbers: [str(low + n) for n in numbers]
+    if kind == "uuid":
+        marker = uuid_marker(spec.table, column)
+        return lambda numbers: [f"{marker:08x}-{(n >> 60) & 0xffff:04x}-4{(n >> 48) & 0xfff:03x}-8000-"
+                                f"{n & 0xffffffffffff:012x}" for n in numbers]
+    name_kind = kind_for_name(column.name, spec.table.name)
+    separator = "-" if name_kind in ("slug", "url", "title", "label", "sentence", "paragraph") else ""
+    tail = EMAIL_DOMAIN if name_kind == "email" else ""
+    room = (string_length(column, limits) or 10 ** 6) - len(str(end - 1)) - len(separator) - len(tail)
+    if room < 0:
+        raise Unsupported(f"{spec.label}.{column.name} is unique and {column.type}: it cannot hold "
+                          f"{spec.count:,} more distinct generated values; " + hint(spec, [column.name]))
+    prefixes = [escape(value[:room]) for value in pools.get(name_kind or "word")]
+    if not room:
+        prefixes, separator = [""], ""
+    return lambda numbers: [f"{prefix}{separator}{n}{tail}" for prefix, n in zip(rng.choices(prefixes,
+                                                                                           k=len(numbers)), numbers)]
+
+
+def uuid_marker(table, column):
+    """Return the 32-bit prefix of the UUIDs generated for a column (how the next run finds their numbers)."""
+    return zlib.crc32(f"db_manage:{table.fullname}.{column.name}".encode())
+
+
+def start_number(connection, table, embedded, limits):
+    """Return the first row number: after the table's rows and after every number already carried by a unique column."""
+    expressions = [sa.func.count()]
+    for column in embedded.values():
+        kind = type_kind(column.type)
+        if kind == "uuid":
+            text = sa.cast(column, sa.Text)
+            digits = sa.func.right(text, 12)
+            number = sa.cast(sa.cast(sa.func.concat("x", sa.func.lpad(digits, 16, "0")), postgresql.BIT(64)),
+                             sa.BigInteger)
+            expressions.append(sa.func.max(number).filter(text.like(f"{uuid_marker(table, column):08x}-%")))
+        elif kind in ("integer", "numeric"):
+            low = integer_range(column, limits.get(column.name))[0] if kind == "integer" else \
+                math.ceil(numeric_range(column, limits.get(column.name))[0])
+            expressions.append(sa.func.max(column) - low)
+        else:
+            pattern = r"(\d+)@[^@]*$" if kind_for_name(column.name, table.name) == "email" else r"(\d+)$"
+            digits = sa.func.substring(sa.cast(column, sa.Text), pattern)
+            expressions.append(sa.func.max(sa.cast(sa.func.left(digits, 18), sa.BigInteger)))
+    found = connection.execute(sa.select(*expressions).select_from(table)).one()
+    return max([found[0]] + [int(value) + 1 for value in found[1:] if value is not None])
+
+
+def override_group(spec, name, value):
+    """Return the group of a column given in OVERRIDES: a fixed value, or a function of the row number."""
+    if not callable(value):
+        field = to_copy(value)
+        return single(name, lambda numbers: [field] * len(numbers), len(field))
+
+    def fill(numbers):
+        n = None
+        try:
+            return [to_copy(value(n)) for n in numbers]
+        except Exception as exc:  # the application's function failed: name it, with the row
+            raise Failure(f"OVERRIDES for {spec.label}.{name} in {spec.where} failed on row {n}: "
+                          f"{type(exc).__name__}: {exc}. Nothing was changed.") from exc
+    return single(name, fill, 16)
+
+
+def parent_pool(connection, fk):
+    """Return the referenced rows of a foreign key: a range of integers when they are contiguous, else a list."""
+    parent_columns = [element.column for element in fk.elements]
+    if len(parent_columns) == 1 and type_kind(parent_columns[0].type) == "integer":
+        column = parent_columns[0]
+        low, high, count = connection.execute(sa.select(sa.func.min(column), sa.func.max(column),
+                                                        sa.func.count(column))).one()
+        if count and high - low + 1 == count:
+            return range(low, high + 1), True
+        rows = connection.execute(sa.select(column).where(column.is_not(None)).order_by(column)).scalars()
+        return [str(v) for v in rows], True
+    rows = connection.execute(sa.select(*parent_columns).order_by(*parent_columns)).all()
+    if len(parent_columns) == 1:
+        return [to_copy(row[0]) for row in rows], True
+    return [tuple(to_copy(v) for v in row) for row in rows], False
+
+
+def foreign_key_group(connection, spec, fk, start):
+    """Return the group filling a foreign key's columns from the referenced rows."""
+    table, columns = spec.table, list(fk.columns)
+    pool, single = parent_pool(connection, fk)
+    nullable = all(c.nullable for c in columns)
+    names = [c.name for c in columns]
+    if not len(pool):
+        if nullable:
+            return Group(names, lambda numbers: [[NULL] * len(numbers) for _ in names], 4)
+        if fk.referred_table is table:
+            raise Unsupported(f"{table.fullname}.{', '.join(names)} refers to {table.fullname} itself and may not be "
+                              f"NULL: add a first row (by hand or in the seed file), or " + hint(spec, names))
+        raise Failure(f"{table.fullname}.{', '.join(names)} refers to {fk.referred_table.fullname}, which has no rows: "
+                      f"add --rows {fk.referred_table.name}=N, or seed {fk.referred_table.fullname} first. "
+                      "Nothing was changed.")
+    rng = random.Random(f"{table.fullname}:{','.join(names)}:{start}")
+
+    def fill(numbers):
+        drawn = rng.choices(pool, k=len(numbers))
+        if nullable:
+            drawn = [None if rng.random() < NULL_SHARE else value for value in drawn]
+        if single:
+            return [[NULL if v is None else str(v) for v in drawn]]
+        return [[NULL if row is None else row[i] for row in drawn] for i in range(len(names))]
+    return Group(names, fill, 8 * len(names))
+
+
+def enumeration_group(connection, spec, columns, fk_of, limits, start):
+    """Return the group filling columns that must be unique together and each take few values (FKs, enums)."""
+    table = spec.table
+    domains = []  # (column names, values): a whole foreign key's columns draw one referenced row
+    placed = set()
+    for column in columns:
+        if column.name in placed:
+            continue
+        fk = fk_of.get(column.name)
+        if fk is not None:
+            pool, single = parent_pool(connection, fk)
+            names = [c.name for c in fk.columns]
+            domains.append((names, pool if not single else PoolOfOne(pool)))
+            placed.update(names)
+            continue
+        limit = limits.get(column.name)
+        if limit is not None and limit.choices is not None:
+            values = [to_copy(choice) for choice in limit.choices]
+        elif type_kind(column.type) == "enum":
+            values = [escape(v) for v in unwrap(column.type).enums]
+        else:
+            values = ["t", "f"]
+        domains.append(([column.name], PoolOfOne(values)))
+        placed.add(column.name)
+    names = [name for domain_names, _ in domains for name in domain_names]
+    size = math.prod(len(values) for _, values in domains)
+    existing = {tuple(to_copy(v) for v in row) for row in connection.execute(
+        sa.select(*[table.c[name] for name in names]))}
+    if spec.count > size - len(existing) and spec.count > size:
+        raise Unsupported(f"{table.fullname} needs ({', '.join(names)}) unique and has only {size:,} combinations of "
+                          f"the rows they refer to: ask for at most {max(0, size - len(existing)):,} rows, or add "
+                          "rows to the tables they refer to.")
+    rng = random.Random(f"{table.fullname}:{','.join(names)}:{start}")
+    combos = combinations(domains, size, existing, rng, table, names)
+
+    def fill(numbers):
+        rows = [next(combos) for _ in numbers]
+        return [[row[i] for row in rows] for i in range(len(names))]
+    return Group(names, fill, 8 * len(names))
+
+
+class PoolOfOne:
+    """A pool of single values, seen as one-item tuples."""
+
+    def __init__(self, values):
+        self.values = values
+
+    def __len__(self):
+        return len(self.values)
+
+    def __getitem__(self, index):
+        return (to_copy(self.values[index]) if not isinstance(self.values[index], str) else self.values[index],)
+
+
+def combinations(domains, size, existing, rng, table, names):
+    """Yield distinct combinations of the domains in a shuffled order, skipping those already in the table."""
+    step = rng.randrange(1, size) if size > 1 else 1
+    while math.gcd(step, size) != 1:
+        step += 1
+    index, given = rng.randrange(size), 0
+    for _ in range(size):
+        rest, combo = index, []
+        for _, values in domains:
+            rest, position = divmod(rest, len(values))
+            combo.extend(values[position])
+        index = (index + step) % size
+        combo = tuple(combo)
+        if combo not in existing:
+            given += 1
+            yield combo
+    raise Unsupported(f"{table.fullname} needs ({', '.join(names)}) unique and ran out of combinations after "
+                      f"{given:,} rows: ask for fewer rows, or add rows to the tables they refer to.")
+
+
+# ---- CHECK constraints -------------------------------------------------------------------------------------
+
+NUMBER = r"[-+]?\d+(?:\.\d+)?"
+NAME = r'"?([A-Za-z_][A-Za-z0-9_$]*)"?'
+OPERATORS = {">=": ("above", False), ">": ("above", True), "<=": ("below", False), "<": ("below", True)}
+FLIPPED = {">=": "<=", ">": "<", "<=": ">=", "<": ">", "=": "="}
+
+
+def check_limits(spec, skip):
+    """Return {column: Limits} from the table's CHECK constraints; raise Unsupported naming one it cannot read."""
+    table, limits = spec.table, {}
+    for constraint in table.constraints:
+        if not isinstance(constraint, sa.CheckConstraint) or getattr(constraint, "_type_bound", False):
+            continue
+        text = check_text(constraint)
+        mentioned = {c.name for c in table.columns if re.search(rf'\b{re.escape(c.name)}\b', text)}
+        if mentioned and mentioned <= skip:
+            continue
+        if not read_check(text, table, limits):
+            name = constraint.name if isinstance(constraint.name, str) else "unnamed"
+            columns = sorted(mentioned - skip) or ["the column"]
+            raise Unsupported(f"The CHECK constraint {name} on {table.fullname} ({text}) is beyond what seed --rows "
+                              "understands: " + hint(spec, columns))
+    return limits
+
+
+def check_text(constraint):
+    """Return a CHECK constraint's condition as SQL text."""
+    condition = constraint.sqltext
+    try:
+        return str(condition.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+    except Exception:  # noqa: BLE001 - a construct that cannot render its literals: its plain text
+        return str(condition)
+
+
+def read_check(text, table, limits):
+    """Add what a CHECK condition allows to limits; return False when a part of it is not understood."""
+    text = re.sub(r"::[a-z ]+(\[\])?", "", text.strip())
+    text = re.sub(r"\bBETWEEN\s+(\S+)\s+AND\s+(\S+)", r"BETWEEN \1 \2", text, flags=re.I)
+    parts = split_and(strip_parens(text))
+    return all(read_part(strip_parens(part), table, limits) for part in parts)
+
+
+def strip_parens(text):
+    """Return text without parentheses that enclose all of it."""
+    text = text.strip()
+    while text.startswith("(") and text.endswith(")") and balanced(text[1:-1]):
+        text = text[1:-1].strip()
+    return text
+
+
+def balanced(text):
+    """Return True when text's parentheses pair up (quotes aside)."""
+    depth = 0
+    for char in re.sub(r"'(?:[^']|'')*'", "''", text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def split_and(text):
+    """Split text on AND at the outer level."""
+    parts, depth, last = [], 0, 0
+    masked = re.sub(r"'(?:[^']|'')*'", lambda m: "_" * len(m.group()), text)
+    for match in re.finditer(r"\(|\)|\bAND\b", masked, flags=re.I):
+        token = match.group()
+        depth += {"(": 1, ")": -1}.get(token, 0)
+        if token.upper() == "AND" and depth == 0:
+            parts.append(text[last:match.start()])
+            last = match.end()
+    parts.append(text[last:])
+    return [part for part in parts if part.strip()]
+
+
+def literal_list(text):
+    """Return the literals of an IN list or ARRAY[...] (quoted strings or numbers), or None."""
+    items = re.findall(rf"\s*('(?:[^']|'')*'|{NUMBER})\s*(?:,|$)", text)
+    if ",".join(i.strip() for i in items).replace(" ", "") != re.sub(r"\s", "", text):
+        if not items:
+            return None
+    values = []
+    for item in items:
+        values.append(item[1:-1].replace("''", "'") if item.startswith("'") else Decimal(item))
+    return [int(v) if isinstance(v, Decimal) and v == v.to_integral_value() and "." not in str(v) else v
+            for v in values]
+
+
+def read_part(part, table, limits):
+    """Read one condition of a CHECK (no AND); return False when it is not a form the generator knows."""
+    def column(name):
+        return name if name in table.c else None
+
+    def limit(name):
+        return limits.setdefault(name, Limits())
+
+    if match := re.fullmatch(rf"{NAME}\s+BETWEEN\s+({NUMBER})\s+({NUMBER})", part, re.I):
+        if column(match[1]):
+            limit(match[1]).above(match[2], False)
+            limit(match[1]).below(match[3], False)
+            return True
+    if match := re.fullmatch(rf"{NAME}\s*(>=|<=|>|<)\s*({NUMBER})", part):
+        if column(match[1]):
+            method, strict = OPERATORS[match[2]]
+            getattr(limit(match[1]), method)(match[3], strict)
+            return True
+    if match := re.fullmatch(rf"({NUMBER})\s*(>=|<=|>|<)\s*{NAME}", part):
+        if column(match[3]):
+            method, strict = OPERATORS[FLIPPED[match[2]]]
+            getattr(limit(match[3]), method)(match[1], strict)
+            return True
+    if match := re.fullmatch(rf"{NAME}\s+IN\s*\((.*)\)", part, re.I | re.S):
+        values = literal_list(match[2])
+        if column(match[1]) and values:
+            limit(match[1]).choices = values
+            return True
+    if match := re.fullmatch(rf"{NAME}\s*=\s*ANY\s*\(\s*\(?\s*ARRAY\s*\[(.*)\]\s*\)?\s*\)", part, re.I | re.S):
+        values = literal_list(match[2])
+        if column(match[1]) and values:
+            limit(match[1]).choices = values
+            return True
+    if match := re.fullmatch(rf"(?:char_length|character_length|length)\s*\(\s*{NAME}\s*\)\s*(>=|<=|>|<|=)\s*(\d+)",
+                             part, re.I):
+        if column(match[1]):
+            bound, operator = int(match[3]), match[2]
+            if operator in ("<=", "<", "="):
+                limit(match[1]).max_length = bound - (operator == "<")
+            if operator in (">=", ">", "="):
+                limit(match[1]).min_length = bound + (operator == ">")
+            return True
+    if match := re.fullmatch(rf"{NAME}\s*(<>|!=)\s*''", part):
+        if column(match[1]):
+            limit(match[1]).min_length = max(1, limit(match[1]).min_length)
+            return True
+    if match := re.fullmatch(rf"{NAME}\s+IS\s+NOT\s+NULL", part, re.I):
+        return column(match[1]) is not None
+    return False
+
+
+# ---- rows ------------------------------------------------------------------------------------------------
+
+
+def chunks(groups, start, count):
+    """Yield (COPY text, rows) for rows start to start+count-1, CHUNK rows at a time."""
+    for first in range(start, start + count, CHUNK):
+        numbers = range(first, min(first + CHUNK, start + count))
+        columns = [values for group in groups for values in group.fill(numbers)]
+        yield "\n".join(map("\t".join, zip(*columns))) + "\n", len(numbers)
+
+
+def column_names(groups):
+    """Return the columns the groups fill, in COPY order."""
+    return [name for group in groups for name in group.columns]
+
