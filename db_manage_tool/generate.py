@@ -460,7 +460,8 @@ def embedded_fill(spec, column, limits, rng, pools, end):
     if room < 0:
         raise Unsupported(f"{spec.label}.{column.name} is unique and {column.type}: it cannot hold "
                           f"{spec.count:,} more distinct generated values; " + hint(spec, [column.name]))
-    prefixes = [escape(value[:room]) for value in pools.get(name_kind or "word")]
+    shortest = max(0, (limits.min_length if limits is not None else 0) - len(separator) - len(tail) - 1)
+    prefixes = [escape(value[:room].ljust(shortest, "x")) for value in pools.get(name_kind or "word")]
     if not room:
         prefixes, separator = [""], ""
     return lambda numbers: [f"{prefix}{separator}{n}{tail}" for prefix, n in zip(rng.choices(prefixes,

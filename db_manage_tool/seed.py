@@ -24,7 +24,7 @@ from . import bulk, generate
 from .application import database, engine, metadata, setting
 from .errors import Failure, first_line
 from .production_guard import refuse_on_production
-from .seeding import Progress, copy_chunks
+from .seeding import Progress, add_default_rows, copy_chunks
 from .values import Pools
 
 SEED_LOCK = zlib.crc32(b"db_manage seed")  # the advisory lock two seeds of one database share
@@ -171,8 +171,11 @@ def generate_rows(connection, requests):
                     spec = generate.Table(table, count, overrides.get(table, {}), where)
                     try:
                         groups, start = generate.plan(connection, spec, pools)
-                        copy_chunks(connection, table, generate.column_names(groups),
-                                    generate.chunks(groups, start, count), bar)
+                        if groups:
+                            copy_chunks(connection, table, generate.column_names(groups),
+                                        generate.chunks(groups, start, count), bar)
+                        else:  # the server fills every column
+                            add_default_rows(connection, table, count, bar)
                     except generate.Unsupported as exc:
                         raise Failure(f"{exc} Nothing was changed.") from None
             added[table.fullname] = counts[table]

@@ -207,6 +207,16 @@ def copy_chunks(connection, table, columns, chunks, bar=None):
         raise
 
 
+def add_default_rows(connection, table, count, bar=None):
+    """Insert count rows made only of the columns' defaults (a table whose every column the server fills)."""
+    statement = sa.insert(table)  # INSERT ... DEFAULT VALUES
+    for first in range(0, count, BATCH):
+        for _ in range(min(BATCH, count - first)):
+            connection.execute(statement)
+        if bar is not None:
+            bar.update(min(BATCH, count - first))
+
+
 def copy_rows(connection, table, columns, lines, bar=None):
     """Stream lines (COPY text format, each ending in a newline) into table's columns."""
     def chunks():

@@ -169,6 +169,12 @@ def test_an_association_table_cannot_have_more_pairs_than_exist(catalog):
     assert catalog.count("product_tags") == 6
 
 
+def test_a_table_the_server_fills_alone_gets_its_rows(catalog):
+    result = catalog.run("seed", "--rows", "visits=25")
+    assert result.returncode == 0, result.stderr
+    assert catalog.db.rows("SELECT count(*), min(id), max(id) FROM visits") == [(25, 1, 25)]
+
+
 def test_seed_without_a_seed_file_says_where_to_write_one(catalog):
     result = catalog.run("seed")
     assert result.returncode == 1

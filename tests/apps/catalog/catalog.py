@@ -106,6 +106,14 @@ class Event(db.Model):
     ends_at = sa.Column(sa.DateTime(timezone=True), nullable=False)
 
 
+class Visit(db.Model):
+    """A visit: every column is the server's."""
+
+    __tablename__ = "visits"
+    id = sa.Column(sa.Integer, primary_key=True)
+    at = sa.Column(sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now())
+
+
 def create_app():
     """Create the catalog application on DATABASE_URL."""
     import os
