@@ -15,7 +15,7 @@ from .confirm import confirm
 from .errors import Failure
 from .production_guard import refuse_on_production
 from .revisions import current_revision
-from .pgtools import find_program, fitting_programs, libpq_env, server_major
+from .pgtools import dbname_option, find_program, fitting_programs, libpq_env, server_major
 
 
 def backup(output=None):
@@ -73,7 +73,7 @@ def restore(path, yes=False):
     started = time.monotonic()
     try:
         run([pg_restore, "--clean", "--if-exists", "--no-owner", "--single-transaction", "--exit-on-error",
-             f"--dbname={make_url(url).database}", str(dump)], url, "pg_restore failed (nothing was restored)")
+             dbname_option(make_url(url).database), str(dump)], url, "pg_restore failed (nothing was restored)")
     except Failure:
         if created:  # leave the server as it was: no empty database behind
             dbadmin.drop_database(url)

@@ -69,6 +69,12 @@ def shell(command=None):
                           env=libpq_env(url)).returncode
 
 
+def dbname_option(name):
+    """Return --dbname for a database name, as a quoted connection string: libpq reads a bare name with '=' as one."""
+    quoted = name.replace("\\", "\\\\").replace("'", "\\'")
+    return f"--dbname=dbname='{quoted}'"
+
+
 def libpq_env(url):
     """Return the environment that points libpq programs at url, the password included (never on argv)."""
     url = make_url(url)
