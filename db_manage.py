@@ -10,6 +10,7 @@ Exit codes: 0 done, 1 the operation failed, 2 usage error.
 """
 import importlib.util
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -149,7 +150,7 @@ def row_requests(ctx, param, values):
     requests = []
     for value in values:
         name, equals, count = value.rpartition("=")
-        if not equals or not name.strip() or not count.strip().isdigit():
+        if not equals or not name.strip() or not re.fullmatch(r"[0-9]+", count.strip()):
             raise click.BadParameter(f"{value!r}: give MODEL=COUNT, e.g. --rows users=1000.")
         if not 1 <= int(count) <= MAX_ROWS:
             raise click.BadParameter(f"{value!r}: COUNT must be from 1 to {MAX_ROWS:,}.")

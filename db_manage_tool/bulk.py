@@ -6,6 +6,8 @@ in the same transaction: one sorted build and one validating join instead of a l
 row. Each is rebuilt from the definition the server gave (pg_get_indexdef,
 pg_get_constraintdef), with its name and comment; a failure rolls it all back.
 """
+import psycopg2.extensions
+import psycopg2.extras
 import sqlalchemy as sa
 from psycopg2 import sql
 
@@ -18,13 +20,17 @@ INDEXES = sa.text("""
       AND NOT i.indisreplident AND i.indisvalid
       AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)
       AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)
+      AND c.reltablespace = 0 AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = i.indexrelid
+                                               AND a.attstattarget >= 0)
     ORDER BY c.relname""")
 CONSTRAINTS = sa.text("""
     SELECT k.conname, k.contype, pg_get_constraintdef(k.oid), obj_description(k.oid, 'pg_constraint')
     FROM pg_constraint k
     WHERE k.conrelid = CAST(:table AS regclass) AND k.conparentid = 0
       AND (k.contype = 'f' OR (k.contype = 'u' AND NOT EXISTS (
-           SELECT 1 FROM pg_constraint r WHERE r.contype = 'f' AND r.conindid = k.conindid)))
+           SELECT 1 FROM pg_constraint r WHERE r.contype = 'f' AND r.conindid = k.conindid)
+           AND NOT EXISTS (SELECT 1 FROM pg_class x WHERE x.oid = k.conindid AND x.reltablespace <> 0)
+           AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = k.conindid AND a.attstattarget >= 0)))
     ORDER BY k.contype DESC, k.conname""")
 PLAIN_TABLE = sa.text("""
     SELECT c.relkind = 'r' AND NOT c.relispartition AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhparent = c.oid)
@@ -68,6 +74,15 @@ class SetAside:
     def __exit__(self, kind, exc, tb):
         if kind is not None:
             return False  # the transaction is rolled back: everything comes back as it was
+        psycopg2.extensions.set_wait_callback(psycopg2.extras.wait_select)  # Ctrl-C cancels a long rebuild
+        try:
+            self.rebuild()
+        finally:
+            psycopg2.extensions.set_wait_callback(None)
+        return False
+
+    def rebuild(self):
+        """Add back the unique constraints, then the indexes, then the foreign keys, each with its comment."""
         uniques = [c for c in self.constraints if c[1] != "f"]
         foreign = [c for c in self.constraints if c[1] == "f"]
         for constraint, _, definition, comment in uniques:
@@ -79,7 +94,6 @@ class SetAside:
                                     (comment,))
         for constraint, _, definition, comment in foreign:  # validated by one join over the table
             self.add_constraint(constraint, definition, comment)
-        return False
 
 
     def add_constraint(self, constraint, definition, comment):

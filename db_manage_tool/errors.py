@@ -32,6 +32,8 @@ def describe(exc):
         return scrub(_connection_problem(str(exc.orig).strip()))
     if isinstance(exc, DBAPIError):
         return scrub(f"The database refused the operation: {first_line(str(exc.orig))}")
+    if type(exc).__module__.startswith("psycopg2"):  # raised by the driver directly (COPY, psycopg2.sql)
+        return scrub(f"The database refused the operation: {first_line(str(exc))}")
     return scrub(f"Unexpected {type(exc).__name__}: {first_line(str(exc))}")
 
 

@@ -16,6 +16,7 @@ from .errors import Failure
 from .seeding import add_all
 
 TRUE, FALSE = {"true", "t", "yes", "y", "1", "on"}, {"false", "f", "no", "n", "0", "off"}
+MISSING = object()  # a CSV field the row does not have
 
 
 def load_fixtures(connection, paths, find_table):
@@ -53,13 +54,18 @@ def read_file(path, find_table):
         if path.suffix.lower() == ".csv":
             table = find_table(path.stem, path)
             with path.open(newline="", encoding="utf-8-sig") as handle:
-                return {table: [csv_row(table, row, path) for row in csv.DictReader(handle)]}
-        content = json.loads(path.read_text(encoding="utf-8"))
+                reader = csv.DictReader(handle, restval=MISSING)
+                if reader.fieldnames and len(set(reader.fieldnames)) != len(reader.fieldnames):
+                    raise Failure(f"The header of the fixture {path} names a column twice: fix it. Nothing was changed.")
+                return {table: [csv_row(table, row, path) for row in reader]}
+        content = json.loads(path.read_text(encoding="utf-8-sig"), parse_constant=refuse_constant)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise Failure(f"The fixture {path} cannot be read ({exc}): save it as UTF-8. Nothing was changed.") from exc
     except json.JSONDecodeError as exc:
         raise Failure(f"The fixture {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}): "
                       "fix it. Nothing was changed.") from exc
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise Failure(f"The fixture {path} cannot be read ({exc}): save it as UTF-8. Nothing was changed.") from exc
+    except ValueError as exc:  # NaN or Infinity
+        raise Failure(f"The fixture {path} is not valid JSON ({exc}): fix it. Nothing was changed.") from exc
     tables = {path.stem: content} if isinstance(content, list) else content
     if not isinstance(tables, dict):
         raise Failure(f"The fixture {path} must hold a list of rows, or an object of lists by table. "
@@ -69,14 +75,37 @@ def read_file(path, find_table):
         if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
             raise Failure(f"In the fixture {path}, {name!r} must be a list of objects (one per row). "
                           "Nothing was changed.")
-        found[find_table(name, path)] = rows
+        table = find_table(name, path)
+        for row in rows:
+            check_shapes(table, row, path)
+        found[table] = rows
     return found
+
+
+def refuse_constant(name):
+    """Refuse JSON's NaN and Infinity, which no column should take by accident."""
+    raise ValueError(f"{name} is not a value a fixture may hold")
+
+
+def check_shapes(table, row, path):
+    """Raise Failure for a list or object given to a column that takes neither (JSON, ARRAY, a foreign key)."""
+    for name, value in row.items():
+        column = table.c.get(name)
+        if column is None or not isinstance(value, list | dict):
+            continue
+        if isinstance(column.type, sa.JSON | sa.ARRAY) or (isinstance(value, dict) and column.foreign_keys):
+            continue
+        raise Failure(f"In the fixture {path}, {table.fullname}.{name} is given {json.dumps(value)}, but it takes a "
+                      f"single {column.type} value: fix it. Nothing was changed.")
 
 
 def csv_row(table, row, path):
     """Return a CSV row with its texts turned into the values of the columns' types (empty is NULL)."""
     if None in row:
         raise Failure(f"A row of the fixture {path} has more fields than its header: fix it. Nothing was changed.")
+    if MISSING in row.values():
+        raise Failure(f"A row of the fixture {path} has fewer fields than its header: fix it (an empty field is "
+                      "NULL). Nothing was changed.")
     return {name: csv_value(table, name, text, path) for name, text in row.items()}
 
 

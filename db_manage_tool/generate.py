@@ -7,6 +7,7 @@ enumerated, CHECK constraints of simple forms are respected, and columns the ser
 rows already there, so the same command on the same starting rows writes the same data.
 """
 import math
+import pickle
 import random
 import re
 import uuid
@@ -79,7 +80,7 @@ def resolve(names, tables, registry_classes):
     """Return {Table: count} for NAME=COUNT requests; NAME is a table ([schema.]name) or a model class name."""
     by_name = {}
     for table in tables:
-        for key in {table.name.lower(), table.fullname.lower()}:
+        for key in {table.name.lower(), table.fullname.lower(), f"{table.schema or 'public'}.{table.name}".lower()}:
             by_name.setdefault(key, set()).add(table)
     for cls in registry_classes:
         table = getattr(cls, "__table__", None)
@@ -89,27 +90,49 @@ def resolve(names, tables, registry_classes):
     for name, count in names:
         found = by_name.get(name.lower(), set())
         if len(found) > 1:
-            raise Failure(f"{name!r} names several tables ({', '.join(sorted(t.fullname for t in found))}): "
+            raise UnknownTable(f"{name!r} names several tables ({', '.join(sorted(t.fullname for t in found))}): "
                           "give it as schema.table.")
         if not found:
             known = ", ".join(sorted({t.fullname for t in tables}))
             raise UnknownTable(f"No model or table named {name!r}: use one of {known}.")
         table = next(iter(found))
         chosen[table] = chosen.get(table, 0) + count
+        if chosen[table] > MAX_ROWS:
+            raise UnknownTable(f"{table.fullname} is asked for {chosen[table]:,} rows in all: at most {MAX_ROWS:,}.")
     return chosen
 
 
 class UnknownTable(Failure):
-    """A name that is neither a table nor a model of the application."""
+    """A --rows request that names no table (or several), or asks too much: a usage error."""
 
 
 def ordered(requests):
-    """Return the requested tables in the order given, except that parents come before their children."""
+    """Return the requested tables in the order given, except that parents come before their children.
+
+    In a cycle of foreign keys (users -> teams -> users), a table of the cycle goes first, preferably one whose
+    keys into the cycle may be NULL.
+    """
     waiting, placed = list(requests), []
+
+    def parents(table):
+        return [fk for fk in foreign_keys(table) if fk.referred_table in waiting and fk.referred_table is not table]
+
+    def on_cycle(table):
+        seen, stack = set(), [fk.referred_table for fk in parents(table)]
+        while stack:
+            current = stack.pop()
+            if current is table:
+                return True
+            if current not in seen:
+                seen.add(current)
+                stack.extend(fk.referred_table for fk in parents(current))
+        return False
+
     while waiting:
-        ready = next((t for t in waiting if all(fk.referred_table in placed or fk.referred_table not in waiting
-                                                or fk.referred_table is t for fk in t.foreign_key_constraints)),
-                     waiting[0])  # a cycle: the first given goes first
+        ready = next((t for t in waiting if not parents(t)), None)
+        if ready is None:
+            cycle = [t for t in waiting if on_cycle(t)] or waiting
+            ready = next((t for t in cycle if all(c.nullable for fk in parents(t) for c in fk.columns)), cycle[0])
         placed.append(ready)
         waiting.remove(ready)
     return placed
@@ -118,7 +141,7 @@ def ordered(requests):
 def check_parents(connection, requests):
     """Raise Failure naming the parent of a required foreign key that has no rows and is not asked for."""
     for table in requests:
-        for fk in table.foreign_key_constraints:
+        for fk in foreign_keys(table):
             parent = fk.referred_table
             if parent in requests or any(c.nullable for c in fk.columns) or parent is table:
                 continue
@@ -132,7 +155,7 @@ def check_parents(connection, requests):
 
 def rounds(table, count):
     """Return the counts to generate in turn: a table referring to itself gets a first tenth to refer to."""
-    if count > 1 and any(fk.referred_table is table for fk in table.foreign_key_constraints):
+    if count > 1 and any(fk.referred_table is table for fk in foreign_keys(table)):
         first = max(1, count // 10)
         return [first, count - first]
     return [count]
@@ -171,17 +194,34 @@ class Analysis:
         self.free = [c for c in table.columns if c.name not in owned and c.name not in overrides]
         self.limits = check_limits(spec, owned | set(overrides))
         self.fk_of = {}
-        for fk in table.foreign_key_constraints:
-            if not any(c.name in overrides for c in fk.columns):
-                for column in fk.columns:
-                    self.fk_of.setdefault(column.name, fk)
-        self.embedded, self.enumerated = {}, []
-        for columns in unique_sets(table, owned | set(overrides)):
-            candidates = [c for c in columns if c.name not in self.fk_of and embeddable(c, self.limits.get(c.name))]
-            if any(c.name in self.embedded for c in columns):
+        for fk in foreign_keys(table):
+            if any(c.name in overrides for c in fk.columns):
                 continue
+            shared = [c.name for c in fk.columns if c.name in self.fk_of]
+            if shared:  # two foreign keys share a column: values that satisfy both cannot be drawn apart
+                other = self.fk_of[shared[0]]
+                raise Unsupported(f"{table.fullname}.{shared[0]} is in two foreign keys ({constraint_name(other)} "
+                                  f"and {constraint_name(fk)}), which seed --rows cannot satisfy together: "
+                                  + hint(spec, [c.name for c in fk.columns]))
+            for column in fk.columns:
+                self.fk_of[column.name] = fk
+        self.embedded, self.enumerated = {}, []
+        for columns in unique_sets(spec, owned | set(overrides)):
+            candidates = sorted((c for c in columns if c.name not in self.fk_of and
+                                 embeddable(c, self.limits.get(c.name))), key=lambda c: room(c, self.limits))
+            if any(c.name in self.embedded for c in columns):
+                continue  # a column carrying the row number makes the set unique
+            names = {c.name for c in columns}
+            handled = [{c.name for c in done} for done in self.enumerated if {c.name for c in done} & names]
             if candidates:
                 self.embedded[candidates[0].name] = candidates[0]
+            elif any(done <= names for done in handled):
+                continue  # it contains a set already enumerated: unique too
+            elif handled:
+                first = [c.name for c in table.columns if c.name in handled[0]]
+                raise Unsupported(f"{table.fullname} needs both ({', '.join(first)}) and "
+                                  f"({', '.join(c.name for c in columns)}) unique, which seed --rows cannot keep "
+                                  "together: " + hint(spec, sorted(names - handled[0])))
             elif all(c.name in self.fk_of or finite(c, self.limits.get(c.name)) for c in columns):
                 self.enumerated.append(columns)
             else:
@@ -232,16 +272,22 @@ def hint(spec, columns):
                                 column=columns[0]) + "."
 
 
-def unique_sets(table, skip):
+def unique_sets(spec, skip):
     """Return the column lists that must be unique together (constraints, unique indexes), minus those skip settles."""
-    sets = []
+    table, sets = spec.table, []
     for constraint in table.constraints:
         if isinstance(constraint, sa.UniqueConstraint | sa.PrimaryKeyConstraint):
             sets.append(list(constraint.columns))
-    for index in table.indexes:  # a partial or functional unique index: its columns unique is enough
+    for index in table.indexes:  # a partial unique index, or one on lower()/upper(): its columns unique is enough
         if index.unique:
-            found = set().union(*(columns_in(table, e) for e in index.expressions))
-            sets.append([c for c in table.columns if c in found or c in set(index.columns)])
+            found = [one_to_one_column(table, e) for e in index.expressions]
+            if any(column is None for column in found):
+                columns = sorted({c.name for e in index.expressions for c in columns_in(table, e)})
+                if not set(columns) <= skip:
+                    raise Unsupported(f"{table.fullname} has the unique index {index.name} on an expression, which "
+                                      "seed --rows cannot keep unique: " + hint(spec, columns or ["its columns"]))
+                continue
+            sets.append([c for c in table.columns if any(c is f for f in found)])
     for column in table.columns:
         if column.unique:
             sets.append([column])
@@ -250,7 +296,20 @@ def unique_sets(table, skip):
         if columns and not any(c.name in skip for c in columns) and \
                 [c.name for c in columns] not in [[c.name for c in k] for k in kept]:
             kept.append(columns)
-    return sorted(kept, key=len)
+    position = {c.name: i for i, c in enumerate(table.columns)}
+    return sorted(kept, key=lambda columns: (len(columns), [position[c.name] for c in columns]))
+
+
+def one_to_one_column(table, expression):
+    """Return the column an index expression is, or is lower()/upper() of; None for any other expression."""
+    if isinstance(expression, sa.Column):
+        return expression
+    if isinstance(expression, sa.sql.functions.Function) and expression.name.lower() in ("lower", "upper"):
+        arguments = list(expression.clauses)
+        if len(arguments) == 1 and isinstance(arguments[0], sa.Column):
+            return arguments[0]
+    match = re.fullmatch(r'\s*(?:lower|upper)\s*\(\s*"?(\w+)"?\s*\)\s*', str(expression), re.I)
+    return table.c[match[1]] if match and match[1] in table.c else None
 
 
 def columns_in(table, expression):
@@ -259,6 +318,35 @@ def columns_in(table, expression):
         return {expression}
     found = {e for e in visitors.iterate(expression) if isinstance(e, sa.Column)}
     return found or {c for c in table.columns if re.search(rf"\b{re.escape(c.name)}\b", str(expression))}
+
+
+def foreign_keys(table):
+    """Return the table's foreign keys in a stable order (SQLAlchemy keeps them in a set)."""
+    return sorted(table.foreign_key_constraints, key=lambda fk: ([c.name for c in fk.columns], constraint_name(fk)))
+
+
+def constraint_name(constraint):
+    """Return a constraint's name, or a description of it when it has none."""
+    name = constraint.name if isinstance(constraint.name, str) else None
+    return name or f"the key on ({', '.join(c.name for c in constraint.columns)})"
+
+
+def room(column, limits):
+    """Return a sort key: text and UUID columns first, then integers with the widest range."""
+    kind = type_kind(column.type)
+    if kind in ("string", "uuid"):
+        return (0, 0)
+    low, high = embedding_range(column, limits) if kind == "integer" else (0, 10 ** 6)
+    return (1, -(high - low))
+
+
+def embedding_range(column, limits):
+    """Return the (low, high) integers a unique integer column may take: its CHECK, else its type's."""
+    kind = unwrap(column.type)
+    top = next((limit for cls, limit in INTEGER_LIMITS.items() if isinstance(kind, cls)), 2 ** 31 - 1)
+    low = math.ceil(limits.low) if limits is not None and limits.low is not None else 1
+    high = math.floor(limits.high) if limits is not None and limits.high is not None else top
+    return low, min(high, top)
 
 
 def embeddable(column, limits):
@@ -277,8 +365,8 @@ def finite(column, limits):
 
 
 def unwrap(kind):
-    """Return the type under TypeDecorators."""
-    while isinstance(kind, sa.types.TypeDecorator) and not isinstance(kind, sqltypes._AbstractInterval):
+    """Return the type under TypeDecorators (but an interval's or a pickle's, which keep their meaning)."""
+    while isinstance(kind, sa.types.TypeDecorator) and not isinstance(kind, sqltypes._AbstractInterval | sa.PickleType):
         kind = kind.impl_instance
     return kind
 
@@ -286,7 +374,7 @@ def unwrap(kind):
 def type_kind(kind):
     """Return the generator's name for a column type, or None when it has none."""
     kind = unwrap(kind)
-    checks = [(sqltypes._AbstractInterval, "interval"), (sa.Enum, "enum"), (sa.Boolean, "boolean"),
+    checks = [(sqltypes._AbstractInterval, "interval"), (sa.PickleType, "pickle"), (sa.Enum, "enum"), (sa.Boolean, "boolean"),
               (sa.Integer, "integer"), (sa.Numeric, "numeric"), (sa.Float, "numeric"), (sa.DateTime, "datetime"), (sa.Date, "date"),
               (sa.Time, "time"), (sa.Uuid, "uuid"), (sa.JSON, "json"), (sa.ARRAY, "array"),
               (sa.LargeBinary, "binary"), (sa.String, "string"), (postgresql.INET, "inet"), (postgresql.CIDR, "inet")]
@@ -379,6 +467,8 @@ def value_fill(spec, column, limits, rng, pools):
               "json": lambda: json_pool(rng, pools),
               "uuid": lambda: [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(4096)],
               "binary": lambda: ["\\\\x" + rng.randbytes(16).hex() for _ in range(256)],
+              "pickle": lambda: ["\\\\x" + pickle.dumps(value, protocol=4).hex() for value in
+                                 [None, 0, 1, "", "on", {"enabled": True}, [1, 2, 3]]],
               "inet": lambda: [f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
                                for _ in range(1024)],
               "array": lambda: array_pool(spec, column, rng, pools)}
@@ -437,7 +527,7 @@ def embedded_fill(spec, column, limits, rng, pools, end):
     """Return the fill of a unique column: a realistic value carrying the row number."""
     kind = type_kind(column.type)
     if kind == "integer":
-        low, high = integer_range(column, limits)
+        low, high = embedding_range(column, limits)
         if low + end - 1 > high:
             raise Unsupported(f"{spec.label}.{column.name} is unique and takes at most {high:,}: it cannot hold "
                               f"{spec.count:,} more generated values; " + hint(spec, [column.name]))
@@ -485,7 +575,7 @@ def start_number(connection, table, embedded, limits):
                              sa.BigInteger)
             expressions.append(sa.func.max(number).filter(text.like(f"{uuid_marker(table, column):08x}-%")))
         elif kind in ("integer", "numeric"):
-            low = integer_range(column, limits.get(column.name))[0] if kind == "integer" else \
+            low = embedding_range(column, limits.get(column.name))[0] if kind == "integer" else \
                 math.ceil(numeric_range(column, limits.get(column.name))[0])
             expressions.append(sa.func.max(column) - low)
         else:
@@ -503,9 +593,11 @@ def override_group(spec, name, value):
         return single(name, lambda numbers: [field] * len(numbers), len(field))
 
     def fill(numbers):
-        n = None
+        values, n = [], None
         try:
-            return [to_copy(value(n)) for n in numbers]
+            for n in numbers:
+                values.append(to_copy(value(n)))
+            return values
         except Exception as exc:  # the application's function failed: name it, with the row
             raise Failure(f"OVERRIDES for {spec.label}.{name} in {spec.where} failed on row {n}: "
                           f"{type(exc).__name__}: {exc}. Nothing was changed.") from exc
@@ -584,10 +676,12 @@ def enumeration_group(connection, spec, columns, fk_of, limits, start):
     size = math.prod(len(values) for _, values in domains)
     existing = {tuple(to_copy(v) for v in row) for row in connection.execute(
         sa.select(*[table.c[name] for name in names]))}
-    if spec.count > size - len(existing) and spec.count > size:
+    if spec.count > size - len(existing):
         raise Unsupported(f"{table.fullname} needs ({', '.join(names)}) unique and has only {size:,} combinations of "
-                          f"the rows they refer to: ask for at most {max(0, size - len(existing)):,} rows, or add "
-                          "rows to the tables they refer to.")
+                          f"their values, {len(existing):,} of them taken: ask for at most "
+                          f"{max(0, size - len(existing)):,} rows, or add rows to "
+                          f"{', '.join(sorted({fk_of[n].referred_table.fullname for n in names if n in fk_of})) or 'it'}"
+                          ".")
     rng = random.Random(f"{table.fullname}:{','.join(names)}:{start}")
     combos = combinations(domains, size, existing, rng, table, names)
 

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import click
+import psycopg2
+import psycopg2.errors
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -52,7 +54,13 @@ def seed_database(rows=(), fixtures=()):
                 if fixtures:
                     from .fixtures import load_fixtures
 
-                    added.update(load_fixtures(connection, fixtures, fixture_table))
+                    try:
+                        added.update(load_fixtures(connection, fixtures, fixture_table))
+                    except (psycopg2.Error, DBAPIError, ValueError) as exc:
+                        failure = fixture_refused(exc, fixtures)
+                        if failure is None:
+                            raise
+                        raise failure from exc
                 if rows:
                     added.update(generate_rows(connection, rows))
                 if seed is not None:
@@ -65,6 +73,17 @@ def seed_database(rows=(), fixtures=()):
             engine().dispose()
     click.echo(summary(added, time.monotonic() - started), err=True)
     return added
+
+
+def fixture_refused(exc, fixtures):
+    """Return the Failure for fixture rows the database or the driver refused; None to let exc through."""
+    if isinstance(exc, ValueError):
+        return Failure("A fixture value holds a NUL character (\\u0000), which PostgreSQL text cannot store: "
+                       "remove it. Nothing was changed.") if "NUL" in str(exc) else None
+    detail = database_detail(exc)
+    return None if detail is None else Failure(
+        f"The fixture rows were refused by the database ({detail}): fix the fixture ({', '.join(fixtures)}). "
+        "Nothing was changed.")
 
 
 class CtrlC:
@@ -94,7 +113,8 @@ def summary(added, seconds):
     if not isinstance(added, Mapping) or not added:
         return "Seeded."
     total = sum(count for count in added.values() if isinstance(count, int))
-    line = "Seeded: " + ", ".join(f"{count:,} {what}" for what, count in added.items()) + " added"
+    line = "Seeded: " + ", ".join(f"{count:,} {what}" if isinstance(count, int) else f"{count} {what}"
+                                  for what, count in added.items()) + " added"
     if total >= 10_000:
         line += f" in {seconds:.1f} s ({total / seconds:,.0f} rows/s)"
     return line + "."
@@ -102,25 +122,33 @@ def summary(added, seconds):
 
 def wait_for_other_seeds(connection):
     """Take the seed lock of this database for the transaction, saying so when another seed holds it."""
-    if not connection.execute(sa.select(sa.func.pg_try_advisory_xact_lock(SEED_LOCK))).scalar():
-        click.echo("Another seed is running on this database: waiting for it to finish.", err=True)
-        connection.execute(sa.select(sa.func.pg_advisory_xact_lock(SEED_LOCK)))
+    attempt = sa.select(sa.func.pg_try_advisory_xact_lock(SEED_LOCK))
+    if connection.execute(attempt).scalar():
+        return
+    click.echo("Another seed is running on this database: waiting for it to finish.", err=True)
+    while not connection.execute(attempt).scalar():  # asked again and again, so that Ctrl-C stops the wait
+        time.sleep(0.2)
 
 
 def run_seed_file(connection, seed):
     """Run the application's seed(connection) on connection's transaction; return what it added."""
     try:
-        return seed(connection)
+        added = seed(connection)
+        if isinstance(added, Mapping) and not all(isinstance(n, int) and not isinstance(n, bool)
+                                                  for n in added.values()):
+            raise Failure(f"The seed function {seed.__module__}.seed returned {added!r}: return {{what: count}} "
+                          "with whole numbers, or nothing. Nothing was changed.")
+        return added
     except (Failure, OperationalError, KeyboardInterrupt):
         raise
     except DBAPIError as exc:
         if "canceling statement due to user request" in str(exc.orig):
             raise
         raise Failure(f"The seed function {seed.__module__}.seed failed: {type(exc).__name__}: "
-                      f"{first_line(str(getattr(exc, 'orig', None) or exc))}. Nothing was changed.") from exc
+                      f"{first_line(str(getattr(exc, 'orig', None) or exc)).rstrip('.')}. Nothing was changed.") from exc
     except Exception as exc:  # the application's seed code failed: its transaction is rolled back
         raise Failure(f"The seed function {seed.__module__}.seed failed: {type(exc).__name__}: "
-                      f"{first_line(str(exc))}. Nothing was changed.") from exc
+                      f"{first_line(str(exc)).rstrip('.')}. Nothing was changed.") from exc
 
 
 def model_classes():
@@ -151,6 +179,7 @@ def generate_rows(connection, requests):
     except generate.UnknownTable as exc:
         raise click.BadParameter(str(exc), param_hint="--rows") from None
     overrides, where = seed_overrides(counts)
+    polymorphic_identities(counts, requests, overrides)
     order = generate.ordered(counts)
     try:
         for table in order:  # before anything is written: every table can be generated
@@ -160,26 +189,70 @@ def generate_rows(connection, requests):
     generate.check_parents(connection, counts)
     total = sum(counts.values())
     size = sum(generate.estimate_bytes(table, counts[table]) for table in order)
-    click.echo(f"Generating {total:,} rows ({', '.join(f'{t.fullname} {counts[t]:,}' for t in order)}): "
+    click.echo(f"Generating {total:,} row{'s' if total != 1 else ''} ({', '.join(f'{t.fullname} {counts[t]:,}' for t in order)}): "
                f"about {megabytes(size)} on disk.", err=True)
     connection.exec_driver_sql("SET LOCAL synchronous_commit = off")  # development data: no wait at commit
     pools, added = Pools(), {}
     with Progress(total) as bar:
         for table in order:
-            with bulk.loading(connection, table, counts[table]):
-                for count in generate.rounds(table, counts[table]):
-                    spec = generate.Table(table, count, overrides.get(table, {}), where)
-                    try:
+            try:
+                with bulk.loading(connection, table, counts[table]):
+                    for count in generate.rounds(table, counts[table]):
+                        spec = generate.Table(table, count, overrides.get(table, {}), where)
                         groups, start = generate.plan(connection, spec, pools)
                         if groups:
                             copy_chunks(connection, table, generate.column_names(groups),
                                         generate.chunks(groups, start, count), bar)
                         else:  # the server fills every column
                             add_default_rows(connection, table, count, bar)
-                    except generate.Unsupported as exc:
-                        raise Failure(f"{exc} Nothing was changed.") from None
+            except generate.Unsupported as exc:
+                raise Failure(f"{exc} Nothing was changed.") from None
+            except (psycopg2.Error, DBAPIError) as exc:
+                failure = refused(exc, f"The rows generated for {table.fullname}", where)
+                if failure is None:
+                    raise
+                raise failure from exc
             added[table.fullname] = counts[table]
     return added
+
+
+def refused(exc, what, where):
+    """Return the Failure for a database error on generated rows; None to let exc through (Ctrl-C, lost server)."""
+    detail = database_detail(exc)
+    return None if detail is None else Failure(
+        f"{what} were refused by the database ({detail}): give the columns it names a value in OVERRIDES of "
+        f"{where}, or fix the ones there. Nothing was changed.")
+
+
+def database_detail(exc):
+    """Return the first line of a database error, or None for a cancelled statement or a lost connection."""
+    error = getattr(exc, "orig", None) or exc
+    if isinstance(error, psycopg2.errors.QueryCanceled | psycopg2.OperationalError):
+        return None
+    return first_line(str(error)).rstrip(".")
+
+
+def polymorphic_identities(counts, requests, overrides):
+    """Give each discriminator column (polymorphic_on) the identities of its models, unless OVERRIDES does.
+
+    A subclass named in --rows (single-table inheritance) gets its own identity; a base class or the table gets
+    the identities of every model stored in that table, in turn.
+    """
+    named = {name.lower() for name, _ in requests}
+    for cls in model_classes():
+        mapper = sa.inspect(cls)
+        column = mapper.polymorphic_on
+        if not isinstance(column, sa.Column) or column.table not in counts or mapper.inherits is not None:
+            continue
+        given = overrides.setdefault(column.table, {})
+        if column.name in given:
+            continue
+        family = [m for m in mapper.self_and_descendants if m.local_table is column.table
+                  and m.polymorphic_identity is not None]
+        chosen = [m for m in family if m.class_.__name__.lower() in named and m is not mapper]
+        identities = [m.polymorphic_identity for m in (chosen or family)]
+        if identities:
+            given[column.name] = (lambda n, values=tuple(identities): values[n % len(values)])
 
 
 def megabytes(size):

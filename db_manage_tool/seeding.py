@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from psycopg2 import sql
 from sqlalchemy.dialects.postgresql import insert
 
-from .errors import Failure
+from .errors import Failure, first_line
 
 BATCH = 1000  # rows per INSERT statement
 CHUNK_BYTES = 1 << 15  # what COPY asks for at a time
@@ -88,9 +88,10 @@ def unique_keys(table):
              if index.unique and not index.dialect_options["postgresql"].get("where") and len(index.columns)
              and all(isinstance(e, sa.Column) for e in index.expressions)]
     keys += [[c.name] for c in table.columns if c.unique]
-    keys = sorted((k for k in keys if k), key=len)
+    position = {c.name: i for i, c in enumerate(table.columns)}
+    keys = sorted({tuple(k) for k in keys if k}, key=lambda k: (len(k), [position[n] for n in k]))
     primary = [c.name for c in table.primary_key.columns]
-    return keys + ([primary] if primary else [])
+    return [list(k) for k in keys] + ([primary] if primary else [])
 
 
 def natural_key(table, given, key=None):
@@ -149,13 +150,24 @@ def add(connection, model, rows, key=None, update=False):
                 if update and others:
                     statement = statement.on_conflict_do_update(
                         index_elements=columns, set_={name: statement.excluded[name] for name in others})
-                else:
-                    statement = statement.on_conflict_do_nothing()
-                added += connection.execute(statement).rowcount
+                else:  # a row whose key exists is kept; a clash on another unique key is an error
+                    statement = statement.on_conflict_do_nothing(index_elements=columns)
+                added += execute(connection, statement, table)
             else:
                 added += sum(insert_if_missing(connection, table, row, columns) for row in batch)
     sync_sequences(connection, table, {name for row in rows for name in row})
     return added
+
+
+def execute(connection, statement, table):
+    """Run an insert of seed rows; return its row count, or raise Failure naming a clash with an existing row."""
+    try:
+        return connection.execute(statement).rowcount
+    except sa.exc.IntegrityError as exc:
+        diag = exc.orig.diag
+        raise Failure(f"A row for {table.fullname} clashes with an existing one on {diag.constraint_name} "
+                      f"({(diag.message_detail or first_line(str(exc.orig))).rstrip('.')}): change one of them. "
+                      "Nothing was changed.") from None
 
 
 def insert_if_missing(connection, table, row, key):

@@ -34,7 +34,7 @@ NAME_RULES = [
     ("country_code", ({"country", "code"}, {"country", "iso"})),
     ("country", ({"country"}, {"nation"})),
     ("city", ({"city"}, {"town"})),
-    ("state", ({"state"}, {"province"}, {"region"}, {"county"})),
+    ("state", ({"province"}, {"region"}, {"county"}, {"us", "state"})),  # a bare `state` is often a status
     ("postal_code", ({"zip"}, {"zipcode"}, {"postcode"}, {"postal"})),
     ("street", ({"street"}, {"address"}, {"line1"})),
     ("company", ({"company"}, {"organisation"}, {"organization"}, {"employer"})),

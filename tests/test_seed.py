@@ -164,10 +164,27 @@ def test_a_bad_fixture_is_one_sentence_and_changes_nothing(cli, database, tmp_pa
     assert result.returncode == 1
     assert f"The fixture {bad} is not valid JSON (line 1" in result.stderr and "Traceback" not in result.stderr
     assert database.counts() == (0, 0, 0)
+    clash = tmp_path / "users.json"
+    assert cli("seed").returncode == 0
+    clash.write_text(json.dumps([{"username": "newguy", "email": "grace@example.com"}]))
+    result = cli("seed", "--fixture", str(clash))
+    assert result.returncode == 1
+    assert "A row for users clashes with an existing one on uq_users_email" in result.stderr
+    assert database.scalar("SELECT count(*) FROM users WHERE username = 'newguy'") == 0
     unknown = tmp_path / "customers.json"
     unknown.write_text("[]")
     result = cli("seed", "--fixture", str(unknown))
     assert result.returncode == 1 and "names 'customers': No model or table named 'customers'" in result.stderr
+
+
+def test_a_seed_function_returning_nonsense_writes_nothing(cli, project, database):
+    seeds = project / "app" / "seeds.py"
+    seeds.write_text(seeds.read_text() + "\n\n_sample = seed\n\n\ndef seed(connection):\n"
+                     "    _sample(connection)\n    return {'users': 'three'}\n")
+    result = cli("seed")
+    assert result.returncode == 1
+    assert "returned {'users': 'three'}: return {what: count} with whole numbers" in result.stderr
+    assert "Unexpected" not in result.stderr and database.counts() == (0, 0, 0)
 
 
 def test_progress_bar_with_rate_on_a_terminal(tty_cli, database):

@@ -175,6 +175,24 @@ def test_a_table_the_server_fills_alone_gets_its_rows(catalog):
     assert catalog.db.rows("SELECT count(*), min(id), max(id) FROM visits") == [(25, 1, 25)]
 
 
+def test_inheritance_cycles_and_shared_unique_columns(catalog):
+    result = catalog.run("seed", "--rows", "accounts=40", "--rows", "Admin=1")
+    assert result.returncode == 0, result.stderr
+    assert catalog.db.rows("SELECT kind, count(*) FROM accounts GROUP BY kind ORDER BY kind") == [("admin", 41)]
+    result = catalog.run("seed", "--rows", "Account=40")
+    assert result.returncode == 0, result.stderr
+    assert catalog.db.rows("SELECT kind, count(*) FROM accounts GROUP BY kind ORDER BY kind") == \
+        [("account", 20), ("admin", 61)], "the identities of the models stored in the table, and no other"
+    result = catalog.run("seed", "--rows", "players=30", "--rows", "teams=5")
+    assert result.returncode == 0, result.stderr
+    assert "Generating 35 rows (teams 5, players 30)" in result.stderr, "the cycle's nullable side first"
+    assert catalog.db.scalar("SELECT count(DISTINCT team_id) FROM players") == 5
+    result = catalog.run("seed", "--rows", "vendors=3", "--rows", "tags=3", "--rows", "memberships=5")
+    assert result.returncode == 1
+    assert "memberships needs both (team_id, vendor_id) and (team_id, tag_id) unique" in result.stderr, result.stderr
+    assert catalog.count("memberships") == 0 and catalog.count("tags") == 0
+
+
 def test_seed_without_a_seed_file_says_where_to_write_one(catalog):
     result = catalog.run("seed")
     assert result.returncode == 1

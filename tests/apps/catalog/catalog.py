@@ -114,6 +114,48 @@ class Visit(db.Model):
     at = sa.Column(sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now())
 
 
+class Account(db.Model):
+    """An account; admins are accounts too (single-table inheritance on `kind`)."""
+
+    __tablename__ = "accounts"
+    id = sa.Column(sa.Integer, primary_key=True)
+    kind = sa.Column(sa.String(20), nullable=False)
+    __mapper_args__ = {"polymorphic_on": kind, "polymorphic_identity": "account"}
+
+
+class Admin(Account):
+    """An account that administers."""
+
+    __mapper_args__ = {"polymorphic_identity": "admin"}
+
+
+class Team(db.Model):
+    """A team, whose captain is one of its players (a cycle of foreign keys)."""
+
+    __tablename__ = "teams"
+    id = sa.Column(sa.Integer, primary_key=True)
+    captain_id = sa.Column(sa.Integer, sa.ForeignKey("players.id", use_alter=True, name="fk_teams_captain"))
+
+
+class Player(db.Model):
+    """A player of a team."""
+
+    __tablename__ = "players"
+    id = sa.Column(sa.Integer, primary_key=True)
+    team_id = sa.Column(sa.Integer, sa.ForeignKey("teams.id"), nullable=False)
+
+
+class Membership(db.Model):
+    """A tag or a vendor in a team: two unique pairs that share team_id."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (sa.UniqueConstraint("team_id", "vendor_id"), sa.UniqueConstraint("team_id", "tag_id"))
+    id = sa.Column(sa.Integer, primary_key=True)
+    team_id = sa.Column(sa.Integer, sa.ForeignKey("teams.id"), nullable=False)
+    vendor_id = sa.Column(sa.Uuid, sa.ForeignKey("vendors.id"))
+    tag_id = sa.Column(sa.Integer, sa.ForeignKey("tags.id"))
+
+
 def create_app():
     """Create the catalog application on DATABASE_URL."""
     import os
