@@ -30,8 +30,10 @@ PGDATA = os.path.join(ROOT, "instance", "pgdata")  # the embedded PostgreSQL's d
 def flask_db(*args):
     """Run `flask db ARGS` with this interpreter in the project folder and return its exit code."""
     click.echo(f"$ flask db {shlex.join(args)}", err=True)
+    from db_manage_tool import children  # signals passed on: the child never outlives this process
+
     command = [sys.executable, "-m", "db_manage_tool.flask_db", "db", *args]  # flask's own CLI, errors in one line
-    code = subprocess.run(command, cwd=ROOT).returncode
+    code = children.run(command, cwd=ROOT).returncode
     return code if code in (0, 1, 2) else 1
 
 

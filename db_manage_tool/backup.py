@@ -15,6 +15,7 @@ from .confirm import confirm
 from .errors import Failure
 from .production_guard import refuse_on_production
 from .revisions import current_revision
+from . import children
 from .pgtools import dbname_option, find_program, fitting_programs, libpq_env, server_major
 
 
@@ -101,7 +102,8 @@ def readable_by(dump, url):
 
 def run(argv, url, what):
     """Run a libpq program with the connection (password included) in its environment; raise Failure if it fails."""
-    result = subprocess.run([str(a) for a in argv], env=libpq_env(url), capture_output=True, text=True)
+    result = children.run([str(a) for a in argv], env=libpq_env(url), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
     if result.returncode != 0:
         detail = " ".join(result.stderr.strip().splitlines()[-2:]) or f"exit code {result.returncode}"
         raise Failure(f"{what}: {detail}")

@@ -6,6 +6,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from .errors import Failure
+
 
 @contextmanager
 def server_connection(url):
@@ -39,6 +41,12 @@ def create_database(url, template=None):
             cur.execute(statement)
         except (errors.DuplicateDatabase, errors.UniqueViolation):  # created meanwhile by another process
             return False
+        except errors.InsufficientPrivilege:
+            cur.execute("SELECT current_user")
+            role = cur.fetchone()[0]
+            wanted = sql.SQL("CREATE DATABASE {} OWNER {};").format(sql.Identifier(name), sql.Identifier(role))
+            raise Failure(f"The database {name!r} does not exist and the role {role!r} may not create databases: "
+                          f"ask an administrator to run `{wanted.as_string(conn)}`, then run setup again.") from None
         return True
 
 

@@ -88,8 +88,9 @@ def check_before_run(environment, current, connection):
         ensure_single_head(environment.script)
     if step == "retrieve_migrations" and getattr(environment.config.cmd_opts, "autogenerate", False):
         ensure_at_head(environment.script, current)
-    if step == "downgrade" and reaches_base(environment.script, current, opts.get("destination_rev")):
-        refuse_on_production("downgrade to base", connection)
+    if step == "downgrade" and reaches_base(environment.script, current, opts["fn"](tuple(current),
+                                                                                  environment.get_context())):
+        refuse_on_production(f"downgrade to {opts.get('destination_rev')}, which reverts every migration", connection)
 
 
 def take_migration_lock(connection, transactional):

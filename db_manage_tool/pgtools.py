@@ -8,7 +8,7 @@ from pathlib import Path
 from .application import database_url
 from sqlalchemy.engine import make_url
 
-from . import embedded
+from . import children, embedded
 from .dbadmin import server_connection
 from .errors import Failure
 
@@ -65,8 +65,8 @@ def shell(command=None):
     """
     url = database_url()
     psql, _ = find_program("psql", server_major(url))
-    return subprocess.run([str(psql), *(["--command", command] if command is not None else [])],
-                          env=libpq_env(url)).returncode
+    return children.run([str(psql), *(["--command", command] if command is not None else [])],
+                        interactive=command is None, env=libpq_env(url)).returncode
 
 
 def dbname_option(name):

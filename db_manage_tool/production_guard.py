@@ -38,6 +38,7 @@ def recorded():
 
 def recorded_environment(connection):
     """Return the configuration name recorded in the database on connection, or None."""
-    if connection.execute(text("SELECT to_regclass('public.db_manage_metadata')")).scalar() is None:
+    # Wherever the migrations put it: the first schema of the search_path (a role's own schema, or public).
+    if connection.execute(text("SELECT to_regclass('db_manage_metadata')")).scalar() is None:
         return None
     return connection.execute(text("SELECT value FROM db_manage_metadata WHERE key = 'environment'")).scalar()

@@ -9,12 +9,12 @@ from psycopg2 import sql
 from sqlalchemy import text
 
 from .adoption import is_tool_environment
-from .application import describe_database, engine, migrations_directory
+from .application import describe_database, engine, is_protected, migrations_directory
 from .dbadmin import application_tables, execute_composed
 from .confirm import confirm
 from .errors import Failure
 from .migration_hooks import alembic_config
-from .production_guard import refuse_on_production
+from .production_guard import recorded_environment, refuse_on_production
 from .revisions import current_revision
 
 # Objects of an extension, and sequences owned by a column, go with their owner.
@@ -23,24 +23,26 @@ NOT_OWNED = """NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = CAST('{ca
 SCHEMAS = text("""
     SELECT n.nspname FROM pg_namespace n
     WHERE n.nspname NOT LIKE 'pg\\_%' AND n.nspname NOT IN ('information_schema', 'public')
+      AND NOT n.nspname = ANY (current_schemas(false))
       AND NOT EXISTS (SELECT 1 FROM pg_extension e WHERE e.extnamespace = n.oid)
       AND """ + NOT_OWNED.format(catalog="pg_namespace", oid="n.oid") + """
     ORDER BY 1""")
 PUBLIC_RELATIONS = text("""
-    SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND NOT c.relispartition
+    SELECT n.nspname, c.relname, c.relkind
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE (n.nspname = 'public' OR n.nspname = ANY (current_schemas(false))) AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND NOT c.relispartition
       AND """ + NOT_OWNED.format(catalog="pg_class", oid="c.oid") + """
     ORDER BY 1""")
 PUBLIC_TYPES = text("""
-    SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-    WHERE n.nspname = 'public' AND t.typtype IN ('e', 'd', 'r', 'c')
+    SELECT n.nspname, t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+    WHERE (n.nspname = 'public' OR n.nspname = ANY (current_schemas(false))) AND t.typtype IN ('e', 'd', 'r', 'c')
       AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
       AND """ + NOT_OWNED.format(catalog="pg_type", oid="t.oid") + """
     ORDER BY 1""")
 PUBLIC_ROUTINES = text("""
     SELECT CAST(CAST(p.oid AS regprocedure) AS text), p.prokind FROM pg_proc p
     JOIN pg_namespace n ON n.oid = p.pronamespace
-    WHERE n.nspname = 'public' AND p.prokind IN ('f', 'p')
+    WHERE (n.nspname = 'public' OR n.nspname = ANY (current_schemas(false))) AND p.prokind IN ('f', 'p')
       AND """ + NOT_OWNED.format(catalog="pg_proc", oid="p.oid") + """
     ORDER BY 1""")
 REFERENCING_CLOSURE = text("""
@@ -80,6 +82,7 @@ def reset_database(yes):
     """
     atomic = is_tool_environment(migrations_directory())
     with engine().connect() as connection, connection.begin():
+        mark = recorded_environment(connection)  # a protected mark survives an authorised reset
         drops, summary = drop_plan(connection)
         confirm(f"Reset {describe_database()}: DROP everything below, then migrate to head.\n{summary}", yes)
         for statement in drops:
@@ -89,33 +92,47 @@ def reset_database(yes):
                 migrate_to_head(connection)
             except Failure as exc:  # the drops roll back with the migrations
                 raise Failure(f"{exc} The reset was undone: the database is as it was before it.") from exc
+            keep_protected_mark(connection, mark)
             revision = current_revision(connection)
     if not atomic:
         click.echo(f"Note: {migrations_directory() / 'env.py'} is not db_manage's: the drops were committed "
                    "first and the migrations ran as a second step (`python db_manage.py adopt` makes a reset "
                    "one transaction again).", err=True)
         command.upgrade(alembic_config(), "head")
-        with engine().connect() as connection:
+        with engine().connect() as connection, connection.begin():
+            keep_protected_mark(connection, mark)
             revision = current_revision(connection)
     engine().dispose()
     return revision
+
+
+def keep_protected_mark(connection, mark):
+    """Write back a protected configuration's mark that the reset dropped (the migrations recorded the current one)."""
+    if mark is not None and is_protected(mark) and \
+            connection.execute(text("SELECT to_regclass('db_manage_metadata')")).scalar() is not None:
+        connection.execute(text("UPDATE db_manage_metadata SET value = :mark WHERE key = 'environment'"),
+                           {"mark": mark})
 
 
 def drop_plan(connection):
     """Return the DROP statements that empty the database, and a summary of what they drop."""
     schemas = list(connection.execute(SCHEMAS).scalars())
     relations = connection.execute(PUBLIC_RELATIONS).all()
-    types = list(connection.execute(PUBLIC_TYPES).scalars())
+    types = connection.execute(PUBLIC_TYPES).all()
     routines = connection.execute(PUBLIC_ROUTINES).all()
     drops = [sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(s)) for s in schemas]
-    drops += [sql.SQL(f"DROP {RELATION_KINDS[kind]} IF EXISTS {{}} CASCADE").format(sql.Identifier("public", name))
-              for name, kind in relations]
-    drops += [sql.SQL("DROP TYPE IF EXISTS {} CASCADE").format(sql.Identifier("public", name)) for name in types]
+    drops += [sql.SQL(f"DROP {RELATION_KINDS[kind]} IF EXISTS {{}} CASCADE").format(sql.Identifier(schema, name))
+              for schema, name, kind in relations]
+    drops += [sql.SQL("DROP TYPE IF EXISTS {} CASCADE").format(sql.Identifier(schema, name)) for schema, name in types]
     # A routine's signature comes quoted by PostgreSQL itself (regprocedure).
     drops += [sql.SQL(f"DROP {'PROCEDURE' if kind == 'p' else 'FUNCTION'} IF EXISTS {signature} CASCADE")
               for signature, kind in routines]
     lines = [f"  schema {s} (dropped): {_names(table_names(connection, s))}" for s in schemas]
-    lines.append(f"  schema public (emptied): {_names([name for name, _ in relations] + types + [r for r, _ in routines])}")
+    kept = sorted({"public", *connection.execute(text("SELECT unnest(current_schemas(false))")).scalars()})
+    for schema in kept:  # the search_path's schemas hold the tool's tables: emptied, never dropped
+        names = [n for s, n, _ in relations if s == schema] + [n for s, n in types if s == schema]
+        names += [r for r, _ in routines] if schema == "public" else []
+        lines.append(f"  schema {schema} (emptied): {_names(names)}")
     return drops, "\n".join(lines)
 
 

@@ -77,9 +77,10 @@ def ensure_several_heads():
 
 
 def pending(script, current):
-    """Return the revisions between current and the heads, in the order upgrade would apply them."""
-    revisions = script.iterate_revisions(script.get_heads(), tuple(current) or "base")
-    return [{"revision": r.revision, "message": r.doc} for r in reversed(list(revisions))]
+    """Return the revisions not applied yet, on every branch, in the order upgrade would apply them."""
+    applied = {r.revision for r in script.iterate_revisions(tuple(current), "base")} if current else set()
+    everything = reversed(list(script.iterate_revisions(script.get_heads(), "base")))
+    return [{"revision": r.revision, "message": r.doc} for r in everything if r.revision not in applied]
 
 
 def ensure_at_head(script, current):
@@ -92,16 +93,10 @@ def ensure_at_head(script, current):
                       "No migration was written.")
 
 
-def reaches_base(script, current, destination):
-    """Return True when a downgrade from current to destination (base, -N or a revision) ends at base."""
-    if destination == "base":
-        return True
-    if not (destination or "").startswith("-") or not destination[1:].isdigit():
+def reaches_base(script, current, steps):
+    """Return True when the downgrade steps (as Alembic resolved the target, however spelt) revert every
+    revision applied: the database would end with no revision, its tables dropped."""
+    if not current:
         return False
-    revision = current[0] if current else None
-    for _ in range(int(destination[1:])):
-        if revision is None:
-            break
-        down = script.get_revision(revision).down_revision
-        revision = down[0] if isinstance(down, tuple) else down
-    return revision is None
+    applied = {revision.revision for revision in script.iterate_revisions(tuple(current), "base")}
+    return applied <= {step.revision.revision for step in steps}

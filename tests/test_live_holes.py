@@ -1,9 +1,84 @@
 """Safe on live databases with no holes (issue 13): names and URLs, lock timeout values, the guard by meaning."""
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
 from sqlalchemy.engine import make_url
 
-from conftest import Database
+from conftest import Database, cli_env
 
 from db_manage_tool import dbadmin
+from db_manage_tool.production_guard import OVERRIDE_VARIABLE
+
+PRODUCTION = {"FLASK_CONFIG": "production", "SECRET_KEY": "x" * 32}
+SAMPLE = (3, 5, 6)
+
+
+@pytest.mark.parametrize("target", ["head-2", "heads-2", "3e1dd673592b-2", "007244e3075d-1", "base@base"])
+def test_every_spelling_of_a_downgrade_to_base_is_refused_on_production(cli, database, head_revision, target):
+    assert cli("seed").returncode == 0
+    assert cli("upgrade", env=PRODUCTION).returncode == 0
+    result = cli("downgrade", target)
+    assert result.returncode == 1, result.stderr
+    assert f"Refusing to downgrade to {target}, which reverts every migration" in result.stderr
+    assert database.revision() == head_revision and database.counts() == SAMPLE
+
+
+def test_one_step_down_on_production_is_still_allowed(cli, database):
+    assert cli("upgrade", env=PRODUCTION).returncode == 0
+    result = cli("downgrade", "head-1")
+    assert result.returncode == 0, result.stderr
+    assert database.revision() == "007244e3075d"
+
+
+def run_as_admin(url, statement, *names):
+    """Run a statement whose {} are filled with quoted identifiers, autocommitted, on url's database; return its rows."""
+    import psycopg2
+    from psycopg2 import sql
+
+    connection = psycopg2.connect(make_url(url).render_as_string(hide_password=False).replace("+psycopg2", ""))
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql.SQL(statement).format(*map(sql.Identifier, names)))
+            return cursor.fetchall() if cursor.description else None
+    finally:
+        connection.close()
+
+
+def test_a_role_with_a_schema_of_its_own_name_is_guarded(cli, server_url, missing_database_url):
+    role = f"owner_{uuid.uuid4().hex[:8]}"
+    dbadmin.create_database(missing_database_url)
+    run_as_admin(missing_database_url, "CREATE ROLE {} LOGIN", role)
+    run_as_admin(missing_database_url, "CREATE SCHEMA {} AUTHORIZATION {}", role, role)
+    run_as_admin(missing_database_url, "GRANT CREATE ON DATABASE {} TO {}",  # the models' analytics schema
+                 make_url(missing_database_url).database, role)
+    as_role = make_url(missing_database_url).set(username=role, password=None).render_as_string(hide_password=False)
+    admin = Database(missing_database_url)
+    try:
+        assert cli("setup", url=as_role).returncode == 0
+        assert admin.scalar("SELECT to_regclass(:name) IS NOT NULL", name=f"{role}.alembic_version")
+        assert cli("seed", url=as_role).returncode == 0
+        assert cli("upgrade", url=as_role, env=PRODUCTION).returncode == 0
+        for args in (("seed",), ("reset", "--yes"), ("downgrade", "base")):
+            result = cli(*args, url=as_role)
+            assert result.returncode == 1 and "last migrated by the production configuration" in result.stderr, args
+        users = admin.scalar("SELECT count(*) FROM pg_tables WHERE schemaname = :role AND tablename = 'users'",
+                             role=role)
+        assert users == 1
+        result = cli("reset", "--yes", url=as_role, env={OVERRIDE_VARIABLE: "1"})
+        assert result.returncode == 0, result.stderr
+        mark = run_as_admin(missing_database_url, "SELECT value FROM {}.db_manage_metadata", role)
+        assert mark == [("production",)], "the mark survives an authorised reset"
+        assert cli("seed", url=as_role).returncode == 1
+    finally:
+        dbadmin.drop_database(missing_database_url)
+        run_as_admin(server_url.set(database="postgres"), "DROP ROLE IF EXISTS {}", role)
 
 
 def test_a_database_named_with_equals_quotes_and_spaces_round_trips(cli, server_url, tmp_path):
@@ -29,3 +104,88 @@ def test_a_database_named_with_equals_quotes_and_spaces_round_trips(cli, server_
         assert Database(url).counts() == (3, 5, 6) and make_url(url).database == name
     finally:
         dbadmin.drop_database(url)
+
+
+BRANCH = """\"\"\"A parallel branch.
+
+Revision ID: b0b0b0b0b0b0
+Revises: 007244e3075d
+\"\"\"
+from alembic import op
+
+revision = "b0b0b0b0b0b0"
+down_revision = "007244e3075d"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.execute("COMMENT ON TABLE users IS 'branch b'")
+
+
+def downgrade():
+    op.execute("COMMENT ON TABLE users IS NULL")
+"""
+
+
+def test_status_lists_an_unapplied_branch_as_pending(cli, project, database, head_revision):
+    (project / "migrations" / "versions" / "b0b0b0b0b0b0_parallel_branch.py").write_text(BRANCH)
+    result = cli("status")
+    assert result.returncode == 0, result.stderr
+    assert "Pending:    1" in result.stdout and "b0b0b0b0b0b0" in result.stdout, result.stdout
+    assert cli("check").returncode == 1, "check agrees: the database is behind"
+    assert database.revision() == head_revision
+
+
+SLOW = """\"\"\"A slow revision.
+
+Revision ID: 51e5105105fe
+Revises: 3e1dd673592b
+\"\"\"
+from alembic import op
+
+revision = "51e5105105fe"
+down_revision = "3e1dd673592b"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.execute("CREATE TABLE slow_marker (id integer)")
+    op.execute("SELECT pg_sleep(4)")
+
+
+def downgrade():
+    op.execute("DROP TABLE slow_marker")
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_a_killed_upgrade_applies_nothing_and_leaves_no_child(project, database, head_revision, signum):
+    (project / "migrations" / "versions" / "51e5105105fe_slow.py").write_text(SLOW)
+    wrapper = subprocess.Popen([sys.executable, "db_manage.py", "upgrade"], cwd=project, env=cli_env(database.url),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not database.scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(4)%'"):
+        time.sleep(0.1)
+    children = [int(pid) for pid in Path(f"/proc/{wrapper.pid}/task/{wrapper.pid}/children").read_text().split()]
+    assert children, "the upgrade runs in a child process"
+    os.kill(wrapper.pid, signum)
+    _, stderr = wrapper.communicate(timeout=30)
+    assert wrapper.returncode == (143 if signum == signal.SIGTERM else -9), stderr
+    if signum == signal.SIGTERM:
+        assert "Stopped by SIGTERM" in stderr and "Traceback" not in stderr
+    time.sleep(5)  # past the revision's own four seconds: a child left behind would have committed by now
+    assert database.revision() == head_revision
+    assert "public.slow_marker" not in database.tables()
+    assert not [pid for pid in children if alive(pid)], "the child ended with the wrapper"
+    assert database.scalar("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(4)%'") == 0
+
+
+def alive(pid):
+    """Return True when process pid runs (a zombie waiting to be reaped has ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
