@@ -12,7 +12,6 @@ import importlib.util
 import os
 import re
 import shlex
-import subprocess
 import sys
 import time
 

@@ -33,7 +33,8 @@ def backup(output=None):
     if output is None and not target.parent.exists():  # backups/ holds every row: keep it out of git
         target.parent.mkdir(parents=True)
         (target.parent / ".gitignore").write_text("# Written by db_manage.py backup: dumps hold every row.\n*\n")
-    handle, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    remove_stale_partials(target.parent)
+    handle, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=".partial")
     os.close(handle)  # created with mode 0600, which the final file keeps
     started = time.monotonic()
     try:
@@ -49,6 +50,26 @@ def backup(output=None):
     shown = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.1f} kB"
     click.echo(f"Backup written to {target} ({shown} in {time.monotonic() - started:.1f} s).", err=True)
     return target
+
+
+def remove_stale_partials(folder):
+    """Delete the .partial files of backups whose process is gone (killed outright, it could not clean up)."""
+    for path in folder.glob(".*.partial"):
+        pid = path.name.rsplit(".partial", 1)[0].split(".")[-2]
+        if pid.isdigit() and not process_exists(int(pid)):
+            path.unlink(missing_ok=True)
+            click.echo(f"Removed {path.name}, left by a backup that was killed.", err=True)
+
+
+def process_exists(pid):
+    """Return True when a process pid exists (any user's)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def free_name(stem):

@@ -10,14 +10,18 @@ import signal
 import subprocess
 import sys
 
-from .errors import Failure
-
 PASSED_ON = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 PR_SET_PDEATHSIG = 1
 
 
-class Stopped(Failure):
-    """The wrapper was asked to stop (a signal): its child was stopped too and has ended."""
+class Stopped(Exception):
+    """The wrapper was asked to stop (a signal): its child was stopped too and has ended.
+
+    An expected failure (errors.report prints it as one sentence); not a Failure, so that this module
+    imports nothing heavy before a `flask db` hand-off.
+    """
+
+    expected = True
 
     def __init__(self, signum):
         super().__init__(f"Stopped by {signal.Signals(signum).name}: the running step was stopped with it and "

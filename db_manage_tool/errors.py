@@ -18,7 +18,7 @@ def describe(exc):
     from alembic.util import CommandError
     from sqlalchemy.exc import DBAPIError, OperationalError
 
-    if isinstance(exc, Failure | ConfigError | CommandError):
+    if isinstance(exc, Failure | ConfigError | CommandError) or getattr(exc, "expected", False):
         return scrub(str(exc))
     if isinstance(exc, SyntaxError) and exc.filename:
         return scrub(f"{exc.filename} line {exc.lineno} does not compile ({exc.msg}): fix it, or move it away.")
@@ -72,7 +72,7 @@ def report(exc):
     if not os.environ.get(VERBOSE_VARIABLE) and traceback_helps(exc):
         print(f"(run `python db_manage.py --verbose COMMAND ...`, or set {VERBOSE_VARIABLE}=1, to see the traceback)",
               file=sys.stderr)
-    return getattr(exc, "exit_code", 1) if isinstance(exc, Failure) else 1
+    return getattr(exc, "exit_code", 1) if isinstance(exc, Failure) or getattr(exc, "expected", False) else 1
 
 
 def traceback_helps(exc):
@@ -81,6 +81,8 @@ def traceback_helps(exc):
 
     if getattr(exc, "traceback_helps", False):
         return True
+    if getattr(exc, "expected", False):
+        return False
     return not isinstance(exc, Failure | ConfigError | OperationalError | SyntaxError | configparser.Error)
 
 

@@ -189,3 +189,19 @@ def alive(pid):
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
     except (FileNotFoundError, IndexError):
         return False
+
+
+def test_a_backup_removes_the_partial_file_of_a_killed_one(cli, project, database, tmp_path):
+    folder = tmp_path / "dumps"
+    folder.mkdir()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = folder / f".old.dump.{dead.pid}.abcd1234.partial"
+    stale.write_bytes(b"PGDMP half a dump")
+    live = folder / f".other.dump.{os.getpid()}.abcd1234.partial"  # a backup still running: kept
+    live.write_bytes(b"PGDMP")
+    result = cli("backup", "--output", str(folder / "new.dump"))
+    assert result.returncode == 0, result.stderr
+    assert not stale.exists() and live.exists()
+    assert f"Removed {stale.name}, left by a backup that was killed." in result.stderr
+    assert sorted(p.name for p in folder.iterdir()) == sorted([live.name, "new.dump"])
