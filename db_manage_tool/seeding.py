@@ -229,14 +229,6 @@ def add_default_rows(connection, table, count, bar=None):
             bar.update(min(BATCH, count - first))
 
 
-def copy_rows(connection, table, columns, lines, bar=None):
-    """Stream lines (COPY text format, each ending in a newline) into table's columns."""
-    def chunks():
-        while batch := [line for _, line in zip(range(100), lines)]:
-            yield "".join(batch), len(batch)
-    copy_chunks(connection, table, columns, chunks(), bar)
-
-
 class ChunkReader:
     """A file-like object that COPY reads: it makes the next chunk only when asked, so memory stays flat."""
 
@@ -280,8 +272,3 @@ class Progress:
         if self.bar is not None:
             self.bar.__exit__(*exc)
         return False
-
-
-def progress_bar(length):
-    """Return a progress bar for length rows (shown only on a terminal)."""
-    return Progress(length)
