@@ -2,6 +2,7 @@
 import hashlib
 import importlib
 import importlib.util
+import math
 import os
 import re
 from pathlib import Path
@@ -75,7 +76,7 @@ def seconds_setting(variable, default):
         value = default if raw is None else float(raw)
     except ValueError:
         value = -1
-    if value < 0:
+    if not (0 <= value < math.inf):  # also refuses nan
         raise ConfigError(f"{variable} must be a number of seconds (0 for no limit), not {raw!r}.")
     return value
 
@@ -95,6 +96,19 @@ def bind_database(app):
         where = f"embedded PostgreSQL in {pgdata}, database {app.config['EMBEDDED_DATABASE']}"
     app.config["SQLALCHEMY_DATABASE_URI"] = url
     app.config["DATABASE_DESCRIPTION"] = where  # how db_manage.py names the database, password masked
+    bind_direct_database(app, bool(raw))
+
+
+def bind_direct_database(app, has_url):
+    """Set MIGRATION_DATABASE_URL (db_manage.py's direct connection) from overrides or its variable, if given."""
+    variable = app.config["MIGRATION_DATABASE_URL_VARIABLE"]
+    raw = app.config.get("MIGRATION_DATABASE_URL") or os.environ.get(variable)
+    if not raw:
+        return
+    if not has_url:
+        raise ConfigError(f"{variable} is set but {app.config['DATABASE_URL_VARIABLE']} is not: set both (the "
+                          f"application's URL, and {variable} for the same database without the pooler), or neither.")
+    app.config["MIGRATION_DATABASE_URL"] = normalise(str(raw), variable).render_as_string(hide_password=False)
 
 
 def register_extensions(app):

@@ -11,10 +11,12 @@ class Config:
     JSON_SORT_KEYS = False
     # Where the database URL comes from, and the embedded database used when it is unset.
     DATABASE_URL_VARIABLE = "DATABASE_URL"
+    # A direct connection for db_manage.py when DATABASE_URL goes through a pooler (PgBouncer).
+    MIGRATION_DATABASE_URL_VARIABLE = "MIGRATION_DATABASE_URL"
     EMBEDDED_DATABASE = "app_development"
     SECRET_KEY_REQUIRED = False
     # Settings of db_manage.py (db_manage_tool/application.py lists them with their defaults).
-    MIGRATION_LOCK_TIMEOUT = 10.0  # seconds a migration statement may wait for a table lock; 0: no limit
+    MIGRATION_LOCK_TIMEOUT = 10.0  # seconds a migration may wait for table locks, in 1 s attempts; 0: no limit
     PROTECTED_CONFIGS = ("production",)  # destructive commands refuse databases migrated by these
 
 
@@ -29,6 +31,7 @@ class TestingConfig(Config):
 
     TESTING = True
     DATABASE_URL_VARIABLE = "TEST_DATABASE_URL"
+    MIGRATION_DATABASE_URL_VARIABLE = "TEST_MIGRATION_DATABASE_URL"
     EMBEDDED_DATABASE = "app_test"
 
 

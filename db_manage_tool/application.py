@@ -10,16 +10,18 @@ from pathlib import Path
 import click
 from flask import current_app
 
-from .database_url import ConfigError, mask
+from .database_url import ConfigError, mask, normalise
 from .errors import Failure, first_line
 
 # The tool's settings, read from app.config; a missing key is its default.
 DEFAULTS = {
     "CONFIG_NAME": None,  # the configuration's name: default $FLASK_CONFIG, else development
     "PROTECTED_CONFIGS": ("production",),  # configurations whose databases destructive commands refuse
-    "MIGRATION_LOCK_TIMEOUT": 10.0,  # seconds a migration statement may wait for a table lock; 0: no limit
+    "MIGRATION_LOCK_TIMEOUT": 10.0,  # seconds a migration may wait for table locks, in 1 s attempts; 0: no limit
     "DATABASE_DESCRIPTION": None,  # how messages name the database: default its URL, password masked
     "SEED_MODULE": None,  # the module holding the application's seed(); default: seeds beside the app
+    "MIGRATION_DATABASE_URL": None,  # a direct connection for the tool when the application's goes through a pooler
+    "POOLER_KEEPS_SESSIONS": False,  # True: the pooler in front of the tool's connection runs in session mode
 }
 MAX_LOCK_TIMEOUT = 2147483.647  # PostgreSQL's largest lock_timeout (an int of milliseconds), about 24 days
 ANNOUNCE_VARIABLE = "DB_MANAGE_ANNOUNCE"
@@ -134,9 +136,31 @@ def database():
 
 
 def engine():
+    """Return the engine the tool connects with: MIGRATION_DATABASE_URL's when set, else the application's."""
+    direct = setting("MIGRATION_DATABASE_URL")
+    return direct_engine(str(direct)) if direct else application_engine()
+
+
+def application_engine():
     """Return the engine of the application's default database."""
     db = database()
     return db.engine if hasattr(db, "engine") else db.get_engine()
+
+
+def direct_engine(raw):
+    """Return the engine of MIGRATION_DATABASE_URL (a direct connection, as Prisma's directUrl), made once per app."""
+    from sqlalchemy import create_engine
+
+    state = current_app.extensions.setdefault("db_manage", {})
+    if state.get("direct_url") != raw:
+        state["direct_url"], state["direct_engine"] = raw, create_engine(
+            normalise(raw, "MIGRATION_DATABASE_URL"), pool_pre_ping=True)
+    return state["direct_engine"]
+
+
+def uses_direct_url():
+    """Return True when the tool connects through MIGRATION_DATABASE_URL rather than the application's URL."""
+    return bool(setting("MIGRATION_DATABASE_URL"))
 
 
 def metadata():
@@ -152,6 +176,8 @@ def migrations_directory():
 
 def describe_database():
     """Return the database in words, password masked."""
+    if uses_direct_url():
+        return f"{mask(engine().url)} (MIGRATION_DATABASE_URL)"
     return setting("DATABASE_DESCRIPTION") or mask(engine().url)
 
 

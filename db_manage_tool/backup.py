@@ -16,7 +16,7 @@ from .errors import Failure
 from .production_guard import refuse_on_production
 from .revisions import current_revision
 from . import children
-from .pgtools import dbname_option, find_program, fitting_programs, libpq_env, server_major
+from .pgtools import dbname_option, find_program, fitting_programs, libpq_env, refuse_transaction_pooler, server_major
 
 
 def backup(output=None):
@@ -27,6 +27,7 @@ def backup(output=None):
         raise Failure(f"{target} already exists: give another --output, or delete it first. Nothing was written.")
     if output and not target.parent.is_dir():
         raise Failure(f"There is no folder {target.parent}: create it, or give another --output. Nothing was written.")
+    refuse_transaction_pooler(url, "pg_dump")
     pg_dump, major = find_program("pg_dump", server_major(url))
     pg_restore, _ = find_program("pg_restore", major)
     click.echo(f"Using {pg_dump} (PostgreSQL {major}).", err=True)
@@ -88,6 +89,7 @@ def restore(path, yes=False):
     dump = Path(path)
     if not dump.is_file():
         raise Failure(f"No backup file at {dump}: nothing was changed.")
+    refuse_transaction_pooler(url, "pg_restore")
     pg_restore = readable_by(dump, url)
     confirm(f"Restore {dump} into {describe_database()}: its objects are dropped "
             "and replaced by the backup's.", yes)

@@ -7,7 +7,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 # Environment variables that may hold a URL with a password, scrubbed from every message.
-URL_VARIABLES = ("DATABASE_URL", "TEST_DATABASE_URL")
+URL_VARIABLES = ("DATABASE_URL", "TEST_DATABASE_URL", "MIGRATION_DATABASE_URL", "TEST_MIGRATION_DATABASE_URL")
 # user:password@ up to the last @ of the URL (a password may hold an unencoded @), and ?password=.
 _CREDENTIALS = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s'\"]*:)[^\s'\"]*@", re.IGNORECASE)
 _QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)[^&\s'\"]*", re.IGNORECASE)

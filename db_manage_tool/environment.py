@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from .errors import Failure, install_excepthook
 from .application import announce_database, engine, metadata, migrate_extension
 from .migration_hooks import configure_args
-from .migration_safety import migration_run, record_environment
+from .migration_safety import migration_run
 
 def run():
     """Run the migrations Alembic asked for, offline or online.
@@ -64,8 +64,4 @@ def run_on(connection):
     """Run the migrations on connection: one at a time (advisory lock), with a lock_timeout, in one transaction."""
     context.configure(connection=connection, target_metadata=metadata(),
                       **configure_args(migrate_extension().configure_args))
-    with migration_run(connection, context):
-        with context.begin_transaction():
-            context.run_migrations()
-            record_environment(connection)
-
+    migration_run(connection, context)

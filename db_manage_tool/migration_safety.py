@@ -1,9 +1,12 @@
 """Safe migration runs, called by migrations/env.py (so `flask db upgrade` gets them too).
 
-- One migration at a time: a PostgreSQL advisory lock with a fixed key, waited for without
-  a timeout (saying once that it waits).
-- A lock_timeout on the migration's own statements (MIGRATION_LOCK_TIMEOUT, default 10 s),
-  so a migration queued behind a long transaction fails fast instead of blocking the table.
+- One migration at a time: a PostgreSQL advisory lock with a fixed key, taken as the first
+  statement of the run's transaction (so it holds behind a pooler in transaction mode, where
+  each transaction may get another server session) and, on a direct connection, also for the
+  session, so that it spans a revision's autocommit_block. Waited for without a timeout.
+- A lock_timeout on the migration's statements: each attempt waits at most ATTEMPT_LOCK_TIMEOUT
+  for a table lock (readers queue behind a waiting ALTER that long at most), and a run that lost
+  its lock race is retried, from the start, until MIGRATION_LOCK_TIMEOUT (default 10 s) is spent.
 - A failure named in one sentence: the revision, the database's message, and that nothing
   was applied (the run is one transaction).
 - The configuration that migrated the database recorded in db_manage_metadata.
@@ -11,6 +14,7 @@
 import logging
 import math
 import os
+import time
 from contextlib import contextmanager
 
 import click
@@ -19,7 +23,7 @@ from psycopg2 import errors as pg_errors
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from .application import config_name, lock_timeout, setting
+from .application import config_name, lock_timeout, setting, uses_direct_url
 from .errors import Failure
 from .production_guard import OVERRIDE_VARIABLE, refuse_on_production
 from .revisions import ensure_at_head, ensure_known, ensure_single_head, reaches_base
@@ -31,29 +35,73 @@ LOCK_SQL = {  # (try, wait) for a session lock, and for one released with the ca
     False: (text("SELECT pg_try_advisory_lock(:key)"), text("SELECT pg_advisory_lock(:key)")),
     True: (text("SELECT pg_try_advisory_xact_lock(:key)"), text("SELECT pg_advisory_xact_lock(:key)")),
 }
+ATTEMPT_LOCK_TIMEOUT = 1.0  # seconds one attempt waits for a table lock before the run is retried
+RETRY_PAUSES = (0.5, 1.0, 2.0)  # seconds between attempts, the last one repeated
+CONNECTION_CHECK_MS = 1000  # client_connection_check_interval (PostgreSQL 14+): a lost client's statement ends
+READ_ONLY_STEPS = ("display_version", "retrieve_migrations")  # current, check and autogenerate: nothing written
 
 
 class MigrationFailed(Failure):
     """A migration run failed and was rolled back."""
 
 
-@contextmanager
+class LockRace:
+    """The lock_timeout budget of one run: how long each attempt waits, and whether another may follow."""
+
+    def __init__(self, budget, retries):
+        self.budget, self.retries = budget, retries
+        self.attempt_timeout = min(budget, ATTEMPT_LOCK_TIMEOUT) if retries and budget else budget
+        self.deadline, self.attempts = time.monotonic() + budget, 0
+
+    def milliseconds(self):
+        """Return the attempt's lock_timeout for set_config (0.0001 s is 1 ms, not 0: no limit)."""
+        return f"{math.ceil(self.attempt_timeout * 1000)}ms"
+
+    def pause(self):
+        """Return the seconds to wait before the next attempt, or None when the budget is spent."""
+        pause = RETRY_PAUSES[min(self.attempts - 1, len(RETRY_PAUSES) - 1)]
+        if not (self.retries and self.budget) or time.monotonic() + pause + self.attempt_timeout > self.deadline:
+            return None
+        return pause
+
+
 def migration_run(connection, environment):
-    """Hold the migration lock and the lock timeout around a run; turn its database errors into one sentence."""
+    """Run Alembic's migrations on connection: one run at a time, lock timeouts with retries, in one
+    transaction (or the caller's), each failure turned into one sentence."""
     external = connection.in_transaction()  # a caller's transaction (reset, tests): stay inside it
-    take_migration_lock(connection, transactional=external)
-    timeout = lock_timeout()
-    running, start = RunningStep(), None  # start: where the database was, unless a caller's transaction says
+    step_name = getattr(environment.get_context().opts.get("fn"), "__name__", "")
+    writes = step_name not in READ_ONLY_STEPS
+    running, race = RunningStep(), LockRace(lock_timeout(), retries=not external)
+    pooled = behind_pooler(connection)
+    blocks = guard_autocommit_blocks(environment.get_context(), pooled, external, running)
+    start = None  # where the database was, unless a caller's transaction says
     try:
-        set_lock_timeout(connection, f"{math.ceil(timeout * 1000)}ms", local=external)  # 0.0001 s is 1 ms, not 0
-        current = environment.get_context().get_current_heads()
-        start = None if external else ", ".join(current) or "base"
-        check_before_run(environment, current, connection)
         if not external:
+            if not pooled:  # a session lock spans autocommit blocks; behind a pooler it would be lost
+                take_migration_lock(connection, transactional=False)
+                session_settings(connection, race.milliseconds(), local=False)
             connection.commit()  # Alembic begins its own transaction next
-        yield
+        while True:
+            race.attempts += 1
+            try:
+                with environment.begin_transaction():
+                    start = begin_run(connection, environment, race, external)
+                    environment.run_migrations()
+                    if writes:
+                        record_environment(connection)
+                return
+            except DBAPIError as exc:
+                pause = None if blocks.committed else lock_lost(exc) and race.pause()
+                if not pause:
+                    raise
+                if connection.in_transaction():
+                    connection.rollback()
+                which = f"Migration {running.step}" if running.step else "The migration"
+                click.echo(f"{which} found a table busy (lock_timeout "
+                           f"{race.attempt_timeout:g} s): rolled back, retrying in {pause:g} s.", err=True)
+                time.sleep(pause)
     except DBAPIError as exc:
-        raise MigrationFailed(failure_message(exc, running.step, start, timeout)) from exc
+        raise MigrationFailed(failure_message(exc, running.step, start if writes else None, race)) from exc
     except (Failure, CommandError):
         raise
     except Exception as exc:  # a revision's own Python failed, or alembic-postgresql-enum met rows it cannot map
@@ -66,11 +114,69 @@ def migration_run(connection, environment):
     finally:
         running.close()
         if not external:
-            if connection.in_transaction():  # failed before Alembic's own transaction began
+            if connection.in_transaction():  # failed before or inside Alembic's own transaction
                 connection.rollback()
-            set_lock_timeout(connection, "0", local=False)
-            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
-            connection.commit()
+            if not pooled:
+                connection.execute(text("RESET lock_timeout"))
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                connection.commit()
+
+
+def begin_run(connection, environment, race, external):
+    """Start the run's transaction: the migration lock, the timeouts and the checks, before Alembic's first
+    statement; return where the database is (None inside a caller's transaction)."""
+    take_migration_lock(connection, transactional=True)
+    session_settings(connection, race.milliseconds(), local=True)
+    current = environment.get_context().get_current_heads()
+    check_before_run(environment, current, connection)
+    return None if external else ", ".join(current) or "base"
+
+
+def behind_pooler(connection):
+    """Return True when connection reaches PostgreSQL through a pooler such as PgBouncer.
+
+    A pooler hands its clients a cancel key of its own, so the backend pid libpq was given is
+    not the server's pg_backend_pid(). POOLER_KEEPS_SESSIONS says the pooler runs in session mode.
+    """
+    if setting("POOLER_KEEPS_SESSIONS"):
+        return False
+    dbapi = connection.connection.dbapi_connection
+    given = dbapi.get_backend_pid() if hasattr(dbapi, "get_backend_pid") else getattr(
+        getattr(dbapi, "info", None), "backend_pid", None)  # psycopg2, else psycopg 3
+    return given is not None and given != connection.execute(text("SELECT pg_backend_pid()")).scalar()
+
+
+class AutocommitBlocks:
+    """Whether a revision's autocommit_block committed part of the run (which then cannot be retried)."""
+
+    committed = False
+
+
+def guard_autocommit_blocks(migration_context, pooled, external, running):
+    """Make the revisions' autocommit_block refuse, in one sentence, where it cannot keep its promises."""
+    blocks, original = AutocommitBlocks(), migration_context.autocommit_block
+
+    @contextmanager
+    def autocommit_block():
+        which = f"Migration {running.step}" if running.step else "A migration"
+        if pooled:
+            raise MigrationFailed(
+                f"{which} has an autocommit_block (e.g. CREATE INDEX CONCURRENTLY), which needs one database "
+                f"session, but {'MIGRATION_DATABASE_URL' if uses_direct_url() else 'the database URL'} goes "
+                "through a connection pooler in transaction mode (PgBouncer or the like): set "
+                "MIGRATION_DATABASE_URL to a direct connection to the same database, or POOLER_KEEPS_SESSIONS "
+                "= True if the pooler runs in session mode, and run it again. Nothing was applied.")
+        if external:
+            raise MigrationFailed(
+                f"{which} has an autocommit_block (e.g. CREATE INDEX CONCURRENTLY), which cannot run inside one "
+                "transaction as reset runs its migrations: drop the database's objects and run "
+                "`python db_manage.py upgrade` instead. Nothing was changed.")
+        blocks.committed = True
+        with original():
+            yield
+
+    migration_context.autocommit_block = autocommit_block
+    return blocks
 
 
 def check_before_run(environment, current, connection):
@@ -96,16 +202,29 @@ def check_before_run(environment, current, connection):
 def take_migration_lock(connection, transactional):
     """Take the migration lock, waiting as long as another migration holds it (never cut by lock_timeout)."""
     try_lock, wait_lock = LOCK_SQL[transactional]
-    set_lock_timeout(connection, "0", local=transactional)
+    connection.execute(text("SELECT set_config('lock_timeout', '0', :local)"), {"local": transactional})
     if connection.execute(try_lock, {"key": MIGRATION_LOCK_KEY}).scalar():
         return
     click.echo("Waiting for another migration of this database to finish...", err=True)
     connection.execute(wait_lock, {"key": MIGRATION_LOCK_KEY})
 
 
-def set_lock_timeout(connection, value, local):
-    """Set lock_timeout for the session (or the transaction when local)."""
-    connection.execute(text("SELECT set_config('lock_timeout', :value, :local)"), {"value": value, "local": local})
+def session_settings(connection, lock_timeout_value, local):
+    """Set lock_timeout, and on PostgreSQL 14+ client_connection_check_interval, for the session or transaction.
+
+    The check makes the server end a statement whose client is gone (a killed deploy) within a
+    second, releasing its locks, instead of when the statement finishes.
+    """
+    connection.execute(text("SELECT set_config('lock_timeout', :value, :local)"),
+                       {"value": lock_timeout_value, "local": local})
+    if connection.dialect.server_version_info >= (14,):
+        connection.execute(text("SELECT set_config('client_connection_check_interval', :ms, :local)"),
+                           {"ms": str(CONNECTION_CHECK_MS), "local": local})
+
+
+def lock_lost(exc):
+    """Return True when exc is a statement that gave up waiting for a table lock (lock_timeout)."""
+    return isinstance(getattr(exc, "orig", None), pg_errors.LockNotAvailable)
 
 
 def record_environment(connection):
@@ -128,12 +247,13 @@ def nothing_applied(start):
     return f"Nothing was applied: the database is still at {start}." if start else ""
 
 
-def failure_message(exc, step, start, timeout):
+def failure_message(exc, step, start, race):
     """Return one sentence for a failed migration run."""
     which = f"Migration {step}" if step else "The migration"
     statement = " ".join((exc.statement or "").split())[:160]
-    if isinstance(exc.orig, pg_errors.LockNotAvailable):
-        return (f"{which} could not get its lock within {timeout:g} s (lock_timeout) for: {statement}. "
+    if lock_lost(exc):
+        tries = f", in {race.attempts} attempts of {race.attempt_timeout:g} s" if race.attempts > 1 else ""
+        return (f"{which} could not get its lock within {race.budget:g} s (lock_timeout{tries}) for: {statement}. "
                 f"Another transaction holds a conflicting lock on that table. {nothing_applied(start)} "
                 "Retry when that transaction ends, or raise "
                 "MIGRATION_LOCK_TIMEOUT (seconds; 0 waits without limit).")

@@ -5,8 +5,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .application import database_url
 from sqlalchemy.engine import make_url
+
+from .application import database_url, setting, uses_direct_url
 
 from . import children, embedded
 from .dbadmin import server_connection
@@ -58,12 +59,34 @@ def server_major(url):
         return int(cur.fetchone()[0]) // 10000
 
 
+def refuse_transaction_pooler(url, program):
+    """Raise Failure when url reaches the server through a pooler that does not keep sessions.
+
+    pg_dump, pg_restore and psql set session settings (pg_restore empties search_path): behind a
+    pooler in transaction mode they would run on several server sessions and leave those settings
+    to the application's connections. A pooler gives its clients a cancel key of its own, so
+    libpq's backend pid is not the server's.
+    """
+    if setting("POOLER_KEEPS_SESSIONS"):
+        return
+    with server_connection(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        if cur.fetchone()[0] == conn.get_backend_pid():
+            return
+    where = "MIGRATION_DATABASE_URL" if uses_direct_url() else "The database URL"
+    raise Failure(f"{where} goes through a connection pooler (PgBouncer or the like), where {program} would spread "
+                  "its session settings over the application's pooled connections: set MIGRATION_DATABASE_URL to a "
+                  "direct connection to the same database (or POOLER_KEEPS_SESSIONS = True if the pooler runs in "
+                  "session mode). Nothing was run.")
+
+
 def shell(command=None):
     """Run psql on the configured database (interactive, or one command); return psql's exit code.
 
     The password reaches psql through its environment, never its command line.
     """
     url = database_url()
+    refuse_transaction_pooler(url, "psql")
     psql, _ = find_program("psql", server_major(url))
     return children.run([str(psql), *(["--command", command] if command is not None else [])],
                         interactive=command is None, env=libpq_env(url)).returncode
