@@ -58,6 +58,20 @@ def drop_database(url):
 
 
 
+CLIENT_CHECK_MS = 1000  # client_connection_check_interval (PostgreSQL 14+)
+
+
+def end_with_client(connection, local=True):
+    """Make the server end this session's statement within a second of its client dying (PostgreSQL 14+).
+
+    Without it, a killed command's statement (a long ALTER, a lock wait) runs on, holding its locks, until
+    it finishes. Set for the transaction (local) or the session.
+    """
+    if connection.dialect.server_version_info >= (14,):
+        connection.execute(text("SELECT set_config('client_connection_check_interval', :ms, :local)"),
+                           {"ms": str(CLIENT_CHECK_MS), "local": local})
+
+
 def execute_composed(connection, statement):
     """Run a psycopg2 sql.Composed statement (identifiers quoted by psycopg2) on a SQLAlchemy connection."""
     return connection.exec_driver_sql(statement.as_string(connection.connection.dbapi_connection))

@@ -1,6 +1,7 @@
 """Expected failures turned into one readable sentence, with every password masked."""
 import configparser
 import os
+import re
 import sys
 import traceback
 
@@ -30,6 +31,8 @@ def describe(exc):
                 "characters), or a relative step such as -1 or +2.")
     if isinstance(exc, OperationalError):
         return scrub(_connection_problem(str(exc.orig).strip()))
+    if isinstance(exc, DBAPIError) and getattr(exc.orig, "pgcode", None) == INSUFFICIENT_PRIVILEGE:
+        return scrub(privilege_problem(exc))
     if isinstance(exc, DBAPIError):
         return scrub(f"The database refused the operation: {first_line(str(exc.orig))}")
     if type(exc).__module__.startswith("psycopg2"):  # raised by the driver directly (COPY, psycopg2.sql)
@@ -59,6 +62,49 @@ def _connection_problem(message):
     return f"Cannot use the database: {first}"
 
 
+INSUFFICIENT_PRIVILEGE = "42501"
+# "permission denied for table users", "must be owner of table users": the object a role lacks rights on.
+_DENIED = re.compile(r"permission denied for (table|view|sequence|schema|database|function) (\S+)")
+_NOT_OWNER = re.compile(r"must be owner of (?:table|relation|view|sequence|schema|index|type) (\S+)")
+# What a role needs on each kind of object: to read, and to read and write.
+GRANTS = {"table": ("SELECT", "SELECT, INSERT, UPDATE, DELETE"), "view": ("SELECT", "SELECT"),
+          "sequence": ("SELECT", "USAGE, SELECT, UPDATE"), "schema": ("USAGE", "USAGE, CREATE"),
+          "database": ("CONNECT", "CONNECT, CREATE"), "function": ("EXECUTE", "EXECUTE")}
+
+
+def privilege_problem(exc, reading=False):
+    """Return one sentence for a permission error (SQLSTATE 42501): the statement an administrator runs."""
+    message = first_line(str(getattr(exc, "orig", exc)))
+    role = role_of(exc)
+    grantee = quote_identifier(role) if role else "<the role of DATABASE_URL>"
+    denied, not_owner = _DENIED.search(message), _NOT_OWNER.search(message)
+    if denied:
+        kind, name = denied.groups()
+        on = "" if kind in ("table", "view") else f"{kind.upper()} "
+        return (f"The role {role or 'in use'} may not use the {kind} {name} ({message}): ask its owner or an "
+                f"administrator to run `GRANT {GRANTS[kind][0 if reading else 1]} ON {on}{quote_identifier(name)} "
+                f"TO {grantee};`, or connect as a role that has it.")
+    if not_owner:
+        return (f"Only the owner of {not_owner.group(1)} may change it ({message}): run migrations as the role that "
+                f"owns the application's tables, or ask an administrator to run `ALTER TABLE "
+                f"{quote_identifier(not_owner.group(1))} OWNER TO {grantee};`.")
+    return f"The role {role or 'in use'} lacks a privilege ({message}): ask an administrator for it."
+
+
+def role_of(exc):
+    """Return the role of the connection that raised exc (psycopg2 keeps its cursor), or None."""
+    cursor = getattr(getattr(exc, "orig", exc), "cursor", None)
+    try:
+        return cursor.connection.info.user if cursor is not None else None
+    except (AttributeError, ValueError):  # an older psycopg2, or a closed connection
+        return None
+
+
+def quote_identifier(name):
+    """Return name as a PostgreSQL identifier in double quotes."""
+    return '"' + name.strip('"').replace('"', '""') + '"'
+
+
 def first_line(text):
     """Return the first non-empty line of text."""
     return next((line.strip() for line in text.splitlines() if line.strip()), text.strip())
@@ -81,7 +127,7 @@ def traceback_helps(exc):
 
     if getattr(exc, "traceback_helps", False):
         return True
-    if getattr(exc, "expected", False):
+    if getattr(exc, "expected", False) or getattr(getattr(exc, "orig", None), "pgcode", None) == INSUFFICIENT_PRIVILEGE:
         return False
     return not isinstance(exc, Failure | ConfigError | OperationalError | SyntaxError | configparser.Error)
 

@@ -24,7 +24,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from .application import config_name, lock_timeout, setting, uses_direct_url
-from .errors import Failure
+from .dbadmin import end_with_client
+from .errors import INSUFFICIENT_PRIVILEGE, Failure, privilege_problem
 from .production_guard import OVERRIDE_VARIABLE, refuse_on_production
 from .revisions import ensure_at_head, ensure_known, ensure_single_head, reaches_base
 
@@ -37,7 +38,6 @@ LOCK_SQL = {  # (try, wait) for a session lock, and for one released with the ca
 }
 ATTEMPT_LOCK_TIMEOUT = 1.0  # seconds one attempt waits for a table lock before the run is retried
 RETRY_PAUSES = (0.5, 1.0, 2.0)  # seconds between attempts, the last one repeated
-CONNECTION_CHECK_MS = 1000  # client_connection_check_interval (PostgreSQL 14+): a lost client's statement ends
 READ_ONLY_STEPS = ("display_version", "retrieve_migrations")  # current, check and autogenerate: nothing written
 
 
@@ -101,7 +101,7 @@ def migration_run(connection, environment):
                            f"{race.attempt_timeout:g} s): rolled back, retrying in {pause:g} s.", err=True)
                 time.sleep(pause)
     except DBAPIError as exc:
-        raise MigrationFailed(failure_message(exc, running.step, start if writes else None, race)) from exc
+        raise MigrationFailed(failure_message(exc, running.step, start if writes else None, race, writes)) from exc
     except (Failure, CommandError):
         raise
     except Exception as exc:  # a revision's own Python failed, or alembic-postgresql-enum met rows it cannot map
@@ -217,9 +217,7 @@ def session_settings(connection, lock_timeout_value, local):
     """
     connection.execute(text("SELECT set_config('lock_timeout', :value, :local)"),
                        {"value": lock_timeout_value, "local": local})
-    if connection.dialect.server_version_info >= (14,):
-        connection.execute(text("SELECT set_config('client_connection_check_interval', :ms, :local)"),
-                           {"ms": str(CONNECTION_CHECK_MS), "local": local})
+    end_with_client(connection, local)
 
 
 def lock_lost(exc):
@@ -247,7 +245,7 @@ def nothing_applied(start):
     return f"Nothing was applied: the database is still at {start}." if start else ""
 
 
-def failure_message(exc, step, start, race):
+def failure_message(exc, step, start, race, writes=True):
     """Return one sentence for a failed migration run."""
     which = f"Migration {step}" if step else "The migration"
     statement = " ".join((exc.statement or "").split())[:160]
@@ -257,6 +255,9 @@ def failure_message(exc, step, start, race):
                 f"Another transaction holds a conflicting lock on that table. {nothing_applied(start)} "
                 "Retry when that transaction ends, or raise "
                 "MIGRATION_LOCK_TIMEOUT (seconds; 0 waits without limit).")
+    if getattr(exc.orig, "pgcode", None) == INSUFFICIENT_PRIVILEGE:
+        advice = privilege_problem(exc, reading=not writes)
+        return f"{which} failed. {advice} {nothing_applied(start)}".strip() if writes else advice
     message = " ".join(str(exc.orig).split())
     return f"{which} failed: {message}. {nothing_applied(start)}"
 

@@ -1,4 +1,5 @@
 """PostgreSQL's client programs (pg_dump, pg_restore, psql): found, checked, and given the password safely."""
+import functools
 import os
 import re
 import shutil
@@ -52,6 +53,7 @@ def find_program(name, minimum):
     return fitting_programs(name, minimum)[0]
 
 
+@functools.lru_cache(maxsize=8)
 def server_major(url):
     """Return the major version of url's server (asked of its `postgres` database)."""
     with server_connection(url) as conn, conn.cursor() as cur:
@@ -99,11 +101,18 @@ def dbname_option(name):
 
 
 def libpq_env(url):
-    """Return the environment that points libpq programs at url, the password included (never on argv)."""
-    url = make_url(url)
-    host = url.query.get("host") or url.host or ""
-    env = {"PGHOST": host, "PGPORT": str(url.port or ""), "PGUSER": url.username or "",
-           "PGDATABASE": url.database, "PGPASSWORD": url.password or ""}
+    """Return the environment that points libpq programs at url, the password included (never on argv).
+
+    On PostgreSQL 14+ (and no pooler in between) the session also gets client_connection_check_interval,
+    so that the server ends the statement of a program killed with the wrapper, releasing its locks.
+    """
+    parsed = make_url(url)
+    host = parsed.query.get("host") or parsed.host or ""
+    env = {"PGHOST": host, "PGPORT": str(parsed.port or ""), "PGUSER": parsed.username or "",
+           "PGDATABASE": parsed.database, "PGPASSWORD": parsed.password or ""}
+    if server_major(url) >= 14 and not setting("POOLER_KEEPS_SESSIONS"):  # a pooler refuses startup options
+        env["PGOPTIONS"] = f"{os.environ.get('PGOPTIONS', '')} -c client_connection_check_interval=1000".strip()
+    url = parsed
     if url.query.get("sslmode"):
         env["PGSSLMODE"] = url.query["sslmode"]
     return {**os.environ, **{k: v for k, v in env.items() if v}}

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from .adoption import is_tool_environment
 from .application import describe_database, engine, is_protected, migrations_directory
-from .dbadmin import application_tables, execute_composed
+from .dbadmin import application_tables, end_with_client, execute_composed
 from .confirm import confirm
 from .errors import Failure
 from .migration_hooks import alembic_config
@@ -82,6 +82,7 @@ def reset_database(yes):
     """
     atomic = is_tool_environment(migrations_directory())
     with engine().connect() as connection, connection.begin():
+        end_with_client(connection)  # killed midway, the drops end and roll back within a second
         mark = recorded_environment(connection)  # a protected mark survives an authorised reset
         drops, summary = drop_plan(connection)
         confirm(f"Reset {describe_database()}: DROP everything below, then migrate to head.\n{summary}", yes)

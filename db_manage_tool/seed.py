@@ -23,6 +23,7 @@ from flask import current_app
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from . import bulk, generate
+from .dbadmin import end_with_client
 from .application import database, engine, metadata, setting
 from .errors import Failure, first_line
 from .production_guard import refuse_on_production
@@ -49,6 +50,7 @@ def seed_database(rows=(), fixtures=()):
     with CtrlC() as ctrl_c:
         try:
             with engine().connect() as connection, connection.begin():
+                end_with_client(connection)
                 wait_for_other_seeds(connection)
                 added = {}
                 if fixtures:

@@ -1,13 +1,16 @@
 """`status` and `version`: what the database is, where its migrations stand, and what it holds."""
 import json
+from contextlib import contextmanager
 
 import click
 from psycopg2 import sql
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from . import revisions
 from .application import config_name, describe_database, engine
 from .dbadmin import application_tables, execute_composed
+from .errors import INSUFFICIENT_PRIVILEGE, Failure, privilege_problem
 from .migration_hooks import script_directory
 
 # Tables up to this size are counted exactly; larger ones use PostgreSQL's statistics (live rows, reltuples).
@@ -23,7 +26,7 @@ def server_version():
 def status(exact_limit=EXACT_COUNT_MAX_BYTES):
     """Return the database's state as a dict: server, configuration, revisions, pending migrations, tables."""
     script = script_directory()
-    with engine().connect() as connection:
+    with engine().connect() as connection, reading():
         current = revisions.current_heads(connection)
         revisions.ensure_known(script, current)
         state = {
@@ -37,6 +40,17 @@ def status(exact_limit=EXACT_COUNT_MAX_BYTES):
         }
     engine().dispose()
     return state
+
+
+@contextmanager
+def reading():
+    """Turn a permission error while reading into the GRANT a read-only role needs."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if getattr(exc.orig, "pgcode", None) != INSUFFICIENT_PRIVILEGE:
+            raise
+        raise Failure(privilege_problem(exc, reading=True)) from exc
 
 
 def table_rows(connection, exact_limit):

@@ -205,3 +205,122 @@ def test_a_backup_removes_the_partial_file_of_a_killed_one(cli, project, databas
     assert not stale.exists() and live.exists()
     assert f"Removed {stale.name}, left by a backup that was killed." in result.stderr
     assert sorted(p.name for p in folder.iterdir()) == sorted([live.name, "new.dump"])
+
+
+def test_three_setups_at_once_on_a_missing_database_all_succeed(project, missing_database_url, head_revision):
+    runs = [subprocess.Popen([sys.executable, "db_manage.py", "setup"], cwd=project, env=cli_env(missing_database_url),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outputs = [run.communicate(timeout=120)[1] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0], outputs
+    assert sum("created." in output for output in outputs) == 1, outputs  # one created it, the others found it
+    assert Database(missing_database_url).revision() == head_revision
+    assert not [o for o in outputs if "Unexpected" in o or "Traceback" in o]
+
+
+def test_a_connect_only_role_is_told_the_grant_it_lacks(cli, server_url, database, head_revision):
+    role = f"reader_{uuid.uuid4().hex[:8]}"
+    run_as_admin(database.url, "CREATE ROLE {} LOGIN", role)
+    as_role = make_url(database.url).set(username=role, password=None).render_as_string(hide_password=False)
+    try:
+        for args in (("current",), ("status",)):
+            result = cli(*args, url=as_role)
+            message = result.stderr.strip().splitlines()[-1]
+            assert result.returncode == 1, result.stderr
+            assert f'GRANT SELECT ON "alembic_version" TO "{role}"' in message, result.stderr
+            assert "Nothing was applied" not in result.stderr and "Unexpected" not in result.stderr
+        run_as_admin(database.url, "GRANT SELECT ON alembic_version TO {}", role)
+        current = cli("current", url=as_role)
+        assert current.returncode == 0 and head_revision in current.stdout + current.stderr, current.stderr
+        result = cli("seed", url=as_role)
+        message = result.stderr.strip().splitlines()[-1]
+        assert result.returncode == 1 and f'TO "{role}"' in message and "GRANT" in message, result.stderr
+        assert database.scalar("SELECT count(*) FROM users") == 0 and database.revision() == head_revision
+    finally:
+        run_as_admin(database.url, "REVOKE ALL ON alembic_version FROM {}", role)
+        run_as_admin(database.url, "DROP ROLE IF EXISTS {}", role)
+
+
+def session_of(database, program):
+    """Return the pid of the server session of a libpq program (by application_name), or None."""
+    return database.scalar("SELECT max(pid) FROM pg_stat_activity WHERE application_name = :name "
+                           "AND datname = current_database()", name=program)
+
+
+def wait_until(predicate, timeout=60):
+    """Poll predicate every 0.1 s until it is true; return whether it became true within timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def kill_wrapper_waiting_in(project, database, args, program, signum):
+    """Start db_manage.py ARGS while users is locked, kill it with signum once program waits; return (code, stderr, child pids)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(database.url, poolclass=NullPool)
+    with engine.connect() as holder:  # the program's first lock on users waits behind this one
+        holder.execute(text("LOCK TABLE users IN ACCESS EXCLUSIVE MODE"))
+        wrapper = subprocess.Popen([sys.executable, "db_manage.py", *args], cwd=project, env=cli_env(database.url),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert wait_until(lambda: database.scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name AND wait_event_type = 'Lock'",
+            name=program)), f"{program} waits for its lock"
+        children = [int(pid) for pid in Path(f"/proc/{wrapper.pid}/task/{wrapper.pid}/children").read_text().split()]
+        os.kill(wrapper.pid, signum)
+        _, stderr = wrapper.communicate(timeout=30)
+        # The server ends the dead client's session within about a second (client_connection_check_interval).
+        gone = wait_until(lambda: session_of(database, program) is None, timeout=10)
+        holder.rollback()
+    engine.dispose()
+    assert gone, f"{program}'s server session outlived its client"
+    assert not [pid for pid in children if alive(pid)], f"{program} ended with the wrapper"
+    return wrapper.returncode, stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_a_killed_backup_leaves_no_file(cli, project, database, tmp_path, signum):
+    folder = tmp_path / "dumps"
+    folder.mkdir()
+    code, stderr = kill_wrapper_waiting_in(project, database, ("backup", "--output", str(folder / "b.dump")),
+                                           "pg_dump", signum)
+    assert code == (143 if signum == signal.SIGTERM else -9), stderr
+    left = [p.name for p in folder.iterdir()]
+    assert left == [] if signum == signal.SIGTERM else [p for p in left if p.endswith(".partial")] == left
+    assert cli("backup", "--output", str(folder / "next.dump")).returncode == 0
+    assert [p.name for p in folder.iterdir()] == ["next.dump"]  # the next backup removed the killed one's file
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_a_killed_restore_leaves_the_target_as_it_was(cli, project, database, tmp_path, signum):
+    assert cli("seed").returncode == 0
+    dump = tmp_path / "seeded.dump"
+    assert cli("backup", "--output", str(dump)).returncode == 0
+    database.execute("DELETE FROM posts")
+    database.execute("INSERT INTO users (username, email) VALUES ('only', 'only@example.com')")
+    before = database.counts()
+    code, stderr = kill_wrapper_waiting_in(project, database, ("restore", str(dump), "--yes"), "pg_restore", signum)
+    assert code == (143 if signum == signal.SIGTERM else -9), stderr
+    time.sleep(1)
+    assert database.counts() == before
+    assert database.scalar("SELECT count(*) FROM users WHERE username = 'only'") == 1
+
+
+SLOW_RESET = SLOW.replace("pg_sleep(4)", "pg_sleep(30)")
+
+
+def test_a_killed_reset_lets_go_of_its_locks_at_once_and_is_undone(project, database):
+    (project / "migrations" / "versions" / "51e5105105fe_slow.py").write_text(SLOW_RESET)
+    database.execute("INSERT INTO users (username, email) VALUES ('kept', 'kept@example.com')")
+    wrapper = subprocess.Popen([sys.executable, "db_manage.py", "reset", "--yes"], cwd=project,
+                               env=cli_env(database.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sleeping = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%'"
+    assert wait_until(lambda: database.scalar(sleeping)), "the reset reaches the slow revision"
+    os.kill(wrapper.pid, signal.SIGKILL)
+    wrapper.communicate(timeout=30)
+    # The reset's transaction holds users (dropped) and waits 30 s: the server ends it within about a second.
+    assert wait_until(lambda: database.scalar(sleeping) == 0, timeout=10), "the killed reset's session lives on"
+    assert database.scalar("SELECT username FROM users") == "kept"
