@@ -106,11 +106,18 @@ def cli(app_path, config, verbose):
     for option, value in (("--app", app_path), ("--config", config)):
         if value is not None and not value.strip():
             raise click.UsageError(f"{option} needs a value: leave it out for the default.")
+    for name in (".flaskenv", ".env"):  # a file python-dotenv cannot parse would be half read, silently
+        if os.path.isfile(os.path.join(ROOT, name)):
+            from db_manage_tool.dotenv_files import check
+
+            check(os.path.join(ROOT, name))
     if app_path or os.environ.get("FLASK_APP"):  # given here: relative to where the command is run
         os.environ["FLASK_APP"] = app_import_path(app_path or os.environ["FLASK_APP"], os.getcwd())
     else:  # the project's .flaskenv or .env, relative to the project; else its run.py
         os.environ["FLASK_APP"] = app_import_path(dotenv_value("FLASK_APP") or "run.py", ROOT)
     os.environ["DB_MANAGE_ANNOUNCE"] = "1"
+    given = [*(["--app", app_path] if app_path else []), *(["--config", config] if config else [])]
+    os.environ["DB_MANAGE_INVOCATION"] = shlex.join(["python", "db_manage.py", *given])  # repeated in advice
     if config:
         os.environ["FLASK_CONFIG"] = config
     if verbose:
@@ -180,7 +187,9 @@ def seed(rows, fixtures):
 @cli.command()
 def init():
     """Create migrations/ from the tool's template (once per project)."""
-    return flask_db("init", "--template", os.path.join(ROOT, "db_manage_tool", "migration_template"))
+    from db_manage_tool.setup_database import init_migrations
+
+    in_app(init_migrations, announce=False)
 
 
 @cli.command()
@@ -209,9 +218,14 @@ def upgrade(revision, sql):
 
 @cli.command(context_settings={"ignore_unknown_options": True})  # so that -1, -2 are revisions
 @click.argument("revision", required=False)
-@click.option("--sql", is_flag=True, help="Print the SQL instead of running it (needs FROM:TO).  [default: off]")
+@click.option("--sql", is_flag=True,
+              help="Print the SQL instead of running it (from the database's revision, or give FROM:TO).  "
+                   "[default: off]")
 def downgrade(revision, sql):
     """Revert migrations down to REVISION  [default: -1; `base` reverts all]."""
+    if revision and revision.startswith("--"):  # unknown options are let through only for -1, -2 ...
+        raise click.UsageError(f"No such option: {revision} (downgrade takes a REVISION such as -1, head-2, base "
+                               "or a revision id, and --sql).")
     return flask_db("downgrade", *(["--sql"] if sql else []), *(["--", revision] if revision else []))
 
 
@@ -300,21 +314,24 @@ def erd(output):
 @cli.command()
 @click.option("--output", type=click.Path(dir_okay=False, resolve_path=True),
               help="File to write.  [default: backups/backup_YYYYmmdd_HHMMSS.dump]")
-def backup(output):
+@click.option("--force", is_flag=True, help="Replace the --output file if it exists.  [default: refuse]")
+def backup(output, force):
     """Dump the database with pg_dump (custom format, verified, mode 0600)."""
     from db_manage_tool.backup import backup
 
-    in_app(backup, output)
+    in_app(backup, output, force)
 
 
 @cli.command()
 @click.argument("path", type=click.Path(dir_okay=False, resolve_path=True))
 @click.option("--yes", is_flag=True, help="Skip the confirmation.  [default: ask on a terminal, refuse elsewhere]")
-def restore(path, yes):
+@click.option("--any-revision", is_flag=True,
+              help="Restore a backup whose revision no migration file has (--yes does not).  [default: ask]")
+def restore(path, yes, any_revision):
     """Restore a backup file into the configured database (created if missing)."""
     from db_manage_tool.backup import restore
 
-    in_app(restore, path, yes)
+    in_app(restore, path, yes, any_revision)
 
 
 @cli.command()

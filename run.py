@@ -4,4 +4,4 @@ from app import create_app
 app = create_app()
 
 if __name__ == "__main__":
-    app.run()
+    app.run(debug=app.config["DEBUG"])  # the configuration decides (FLASK_DEBUG does not switch production to debug)

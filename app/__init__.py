@@ -73,7 +73,7 @@ def seconds_setting(variable, default):
     """Return the environment variable as seconds (a number >= 0), else default; raise ConfigError if invalid."""
     raw = os.environ.get(variable)
     try:
-        value = default if raw is None else float(raw)
+        value = default if raw is None or not raw.strip() else float(raw)  # empty: the default
     except ValueError:
         value = -1
     if not (0 <= value < math.inf):  # also refuses nan
@@ -86,8 +86,8 @@ def bind_database(app):
     variable = app.config["DATABASE_URL_VARIABLE"]
     raw = app.config.get("SQLALCHEMY_DATABASE_URI") or os.environ.get(variable)
     if raw:
-        url = normalise(str(raw), variable).render_as_string(hide_password=False)
-        where = mask(url)
+        parsed = normalise(str(raw), variable)
+        url, where = parsed.render_as_string(hide_password=False), mask(parsed)  # masked from the parsed URL
     else:  # load_config made sure that an embedded database is allowed
         from db_manage_tool.embedded import embedded_url
 

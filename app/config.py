@@ -40,6 +40,7 @@ class ProductionConfig(Config):
 
     EMBEDDED_DATABASE = None
     SECRET_KEY_REQUIRED = True
+    DEBUG = False  # never the interactive debugger on a deployed application
 
 
 configs = {

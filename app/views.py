@@ -1,7 +1,8 @@
 """A small JSON surface that shows the database at work (the demo's: rewrite or delete it with the models)."""
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, abort, jsonify, request
 from sqlalchemy import select, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
+from werkzeug.exceptions import HTTPException
 
 from app import db
 
@@ -41,5 +42,28 @@ def posts():
 
 
 def _limit():
-    """Return the ?limit= of the request, between 1 and MAX_LIMIT (default 100)."""
-    return max(1, min(request.args.get("limit", 100, type=int), MAX_LIMIT))
+    """Return the ?limit= of the request (default 100); answer 400 unless it is a whole number from 1 to MAX_LIMIT."""
+    raw = request.args.get("limit", "100").strip()
+    if not raw.isdecimal() or not 1 <= int(raw) <= MAX_LIMIT:
+        abort(400, description=f"limit must be a whole number from 1 to {MAX_LIMIT}, not {raw[:40]!r}.")
+    return int(raw)
+
+
+@bp.errorhandler(SQLAlchemyError)
+def database_error(exc):
+    """Answer 503 in JSON, with the reason, when the database is missing, unreachable or not migrated."""
+    db.session.rollback()
+    reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+    if isinstance(exc, OperationalError):
+        state = "unreachable (run `python db_manage.py setup` if it does not exist)"
+    elif isinstance(exc, ProgrammingError):
+        state = "not migrated (run `python db_manage.py upgrade`)"
+    else:
+        raise exc  # another database error is a bug: let Flask log it and answer 500
+    return jsonify(status="error", database=state, error=reason), 503
+
+
+@bp.app_errorhandler(HTTPException)
+def http_error(exc):
+    """Answer HTTP errors (400, 404, 405...) in JSON, as the rest of this surface."""
+    return jsonify(status="error", error=exc.description, code=exc.code), exc.code

@@ -121,7 +121,7 @@ def lock_timeout():
         seconds = -1
     if not 0 <= seconds <= MAX_LOCK_TIMEOUT:
         raise Failure(f"MIGRATION_LOCK_TIMEOUT must be a number of seconds from 0 (no limit) to "
-                      f"{MAX_LOCK_TIMEOUT:g}, not {value!r}.")
+                      f"{int(MAX_LOCK_TIMEOUT)} (about 24 days), not {value!r}.")
     return seconds
 
 
@@ -153,9 +153,34 @@ def direct_engine(raw):
 
     state = current_app.extensions.setdefault("db_manage", {})
     if state.get("direct_url") != raw:
-        state["direct_url"], state["direct_engine"] = raw, create_engine(
-            normalise(raw, "MIGRATION_DATABASE_URL"), pool_pre_ping=True)
+        direct = create_engine(normalise(raw, "MIGRATION_DATABASE_URL"), pool_pre_ping=True)
+        ensure_same_database(direct, application_engine())
+        state["direct_url"], state["direct_engine"] = raw, direct
     return state["direct_engine"]
+
+
+def ensure_same_database(direct, pooled):
+    """Raise ConfigError when MIGRATION_DATABASE_URL and the application's URL reach different databases.
+
+    A database is known by its server's start time and its oid there (a pooler may give it another
+    name); when either cannot be reached yet (setup creates it), there is nothing to compare.
+    """
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    identity = text("SELECT pg_postmaster_start_time(), oid, datname FROM pg_database "
+                    "WHERE datname = current_database()")
+    try:
+        found = []
+        for engine_ in (direct, pooled):
+            with engine_.connect() as connection:
+                found.append(tuple(connection.execute(identity).one()))
+    except OperationalError:
+        return
+    if found[0][:2] != found[1][:2]:
+        raise ConfigError(f"MIGRATION_DATABASE_URL reaches the database {found[0][2]!r} and the application's URL "
+                          f"{found[1][2]!r} on {'the same' if found[0][0] == found[1][0] else 'another'} server: "
+                          "point MIGRATION_DATABASE_URL at the application's own database, without the pooler.")
 
 
 def uses_direct_url():

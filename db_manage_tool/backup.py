@@ -14,19 +14,28 @@ from .application import database_url, describe_database, engine, project_root
 from .confirm import confirm
 from .errors import Failure
 from .production_guard import refuse_on_production
-from .revisions import current_revision
+from .migration_hooks import script_directory
+from .revisions import current_revision, is_known
 from . import children
-from .pgtools import dbname_option, find_program, fitting_programs, libpq_env, refuse_transaction_pooler, server_major
+from .pgtools import (dbname_option, ensure_reachable, find_program, fitting_programs, libpq_env,
+                      refuse_transaction_pooler, server_major)
 
 
-def backup(output=None):
-    """Dump the database to output (default backups/backup_YYYYmmdd_HHMMSS.dump), mode 0600; return its path."""
+def backup(output=None, force=False):
+    """Dump the database to output (default backups/backup_YYYYmmdd_HHMMSS.dump), mode 0600; return its path.
+
+    An existing output file is replaced only when force is given, and only once the new dump is verified.
+    """
     url = database_url()
     target = Path(output).resolve() if output else free_name(project_root() / "backups" / f"backup_{datetime.now():%Y%m%d_%H%M%S}")
-    if target.exists():
-        raise Failure(f"{target} already exists: give another --output, or delete it first. Nothing was written.")
+    if target.is_dir():
+        raise Failure(f"{target} is a folder: give --output a file name in it. Nothing was written.")
+    if target.exists() and not force:
+        raise Failure(f"{target} already exists: give another --output, or pass --force to replace it. "
+                      "Nothing was written.")
     if output and not target.parent.is_dir():
         raise Failure(f"There is no folder {target.parent}: create it, or give another --output. Nothing was written.")
+    ensure_reachable()
     refuse_transaction_pooler(url, "pg_dump")
     pg_dump, major = find_program("pg_dump", server_major(url))
     pg_restore, _ = find_program("pg_restore", major)
@@ -42,7 +51,7 @@ def backup(output=None):
         run([pg_dump, "--format=custom", f"--file={partial}"], url, "pg_dump failed")
         run([pg_restore, "--list", partial], url, "the dump could not be read back by pg_restore --list")
         try:
-            os.link(partial, target)  # never over a file that appeared meanwhile
+            os.replace(partial, target) if force else os.link(partial, target)  # else never over another file
         except FileExistsError:
             raise Failure(f"{target} appeared while the dump ran: give another --output. Nothing was written.") from None
     finally:
@@ -82,8 +91,12 @@ def free_name(stem):
     return candidate.resolve()
 
 
-def restore(path, yes=False):
-    """Restore the dump at path into the configured database (created if missing), after confirmation."""
+def restore(path, yes=False, any_revision=False):
+    """Restore the dump at path into the configured database (created if missing), after confirmation.
+
+    A dump recording a revision no migration file has (another project's, an unmerged branch's)
+    is restored only when the user says so again: on the terminal, or with any_revision.
+    """
     url = database_url()
     refuse_on_production("restore over the database")
     dump = Path(path)
@@ -91,6 +104,11 @@ def restore(path, yes=False):
         raise Failure(f"No backup file at {dump}: nothing was changed.")
     refuse_transaction_pooler(url, "pg_restore")
     pg_restore = readable_by(dump, url)
+    unknown = [r for r in dump_revisions(pg_restore, dump) if not is_known(script_directory(), r)]
+    if unknown:
+        confirm(f"{dump} records revision {', '.join(unknown)}, which no file in migrations/versions has: a dump of "
+                "another project, or of a branch not merged here, leaves a database no migration can move "
+                "(`python db_manage.py stamp` would be needed).", any_revision, flag="--any-revision")
     confirm(f"Restore {dump} into {describe_database()}: its objects are dropped "
             "and replaced by the backup's.", yes)
     created = dbadmin.create_database(url)
@@ -110,6 +128,21 @@ def restore(path, yes=False):
     click.echo(f"Restored {dump} in {time.monotonic() - started:.1f} s; "
                f"the database is at revision {revision or 'none (no migration recorded)'}.", err=True)
     return revision
+
+
+def dump_revisions(pg_restore, dump):
+    """Return the revisions a dump's alembic_version holds (none when it has no such table)."""
+    listing = subprocess.run([str(pg_restore), "--data-only", "--table=alembic_version", "--file=-", str(dump)],
+                             capture_output=True, text=True)
+    revisions, copying = [], False
+    for line in listing.stdout.splitlines():
+        if copying and line == "\\.":
+            copying = False
+        elif copying:
+            revisions.append(line.strip())
+        elif line.startswith("COPY ") and "alembic_version" in line:
+            copying = True
+    return revisions
 
 
 def readable_by(dump, url):

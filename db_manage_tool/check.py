@@ -8,6 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from .application import engine, metadata, migrate_extension
+from .status import reading
 from .errors import Failure
 from .migration_hooks import configure_args, script_directory
 from .revisions import current_heads, ensure_known
@@ -32,15 +33,17 @@ def revision_problems():
     """Return sentences for a database not at the single head of the migrations."""
     script = script_directory()
     heads = list(script.get_heads())
-    with engine().connect() as connection:
+    with engine().connect() as connection, reading():
         current = current_heads(connection)
     ensure_known(script, current)
     problems = []
     if len(heads) > 1:
-        problems.append(f"the migrations have {len(heads)} heads ({', '.join(heads)}): merge them")
+        problems.append(f"the migrations have {len(heads)} heads ({', '.join(heads)}): join them with "
+                        "`python db_manage.py merge -m \"Merge branches\"`, then `python db_manage.py upgrade`")
     if sorted(current) != sorted(heads):
-        problems.append(f"the database is behind: at {', '.join(current) or 'base'}, head is {', '.join(heads)} "
-                        "(run `python db_manage.py upgrade`)")
+        advice = " (run `python db_manage.py upgrade`)" if len(heads) == 1 else ""
+        problems.append(f"the database is behind: at {', '.join(current) or 'base'}, head is {', '.join(heads)}"
+                        f"{advice}")
     return problems
 
 

@@ -24,8 +24,9 @@ class Stopped(Exception):
     expected = True
 
     def __init__(self, signum):
-        super().__init__(f"Stopped by {signal.Signals(signum).name}: the running step was stopped with it and "
-                         "has ended; a migration or restore it was running was rolled back.")
+        what = "Interrupted (Ctrl-C)" if signum == signal.SIGINT else f"Stopped by {signal.Signals(signum).name}"
+        super().__init__(f"{what}: the running step was stopped with it and has ended; a migration or restore it "
+                         "had not committed yet was rolled back.")
         self.exit_code = 128 + signum
 
 
@@ -54,14 +55,15 @@ def run(argv, interactive=False, **kwargs):
         if process.poll() is None:
             process.send_signal(signum)
 
+    # A signal the wrapper ignores (nohup's SIGHUP, SIGINT in a background job) stays ignored, as in the child.
     handlers = {signum: (signal.SIG_IGN if interactive and signum == signal.SIGINT else pass_on)
-                for signum in PASSED_ON}
+                for signum in PASSED_ON if signal.getsignal(signum) is not signal.SIG_IGN}
     previous = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
     try:
         stdout, stderr = process.communicate()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    if received:
+    if received and process.returncode != 0:  # a child that finished its work anyway reports as it finished
         raise Stopped(received[0])
     return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)

@@ -9,7 +9,8 @@ from sqlalchemy.exc import ArgumentError
 # Environment variables that may hold a URL with a password, scrubbed from every message.
 URL_VARIABLES = ("DATABASE_URL", "TEST_DATABASE_URL", "MIGRATION_DATABASE_URL", "TEST_MIGRATION_DATABASE_URL")
 # user:password@ up to the last @ of the URL (a password may hold an unencoded @), and ?password=.
-_CREDENTIALS = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s'\"]*:)[^\s'\"]*@", re.IGNORECASE)
+# Also in text that merely looks like a URL (a missing colon: postgresql//user:password@host).
+_CREDENTIALS = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*:?//[^:/@\s'\"]*:)[^\s'\"]*@", re.IGNORECASE)
 _QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)[^&\s'\"]*", re.IGNORECASE)
 
 
@@ -22,7 +23,9 @@ def normalise(raw, variable="DATABASE_URL"):
     try:
         url = make_url(raw.strip())
     except (ArgumentError, ValueError):
-        raise ConfigError(f"{variable} is not a valid database URL: {mask(raw)!r}.") from None
+        raise ConfigError(f"{variable} is not a valid database URL (not shown: it may hold a password): write it as "
+                          "postgresql://user@host:5432/name, a password after the user and a colon, and any "
+                          "@ : / in the password written %40 %3A %2F.") from None
     if url.get_backend_name() not in ("postgresql", "postgres"):
         raise ConfigError(
             f"{variable} points to a {url.get_backend_name()} database ({mask(raw)}); "
@@ -30,6 +33,10 @@ def normalise(raw, variable="DATABASE_URL"):
         )
     if not url.database:
         raise ConfigError(f"{variable} names no database: add one, as in postgresql://user@host:5432/NAME.")
+    driver = url.drivername.partition("+")[2]
+    if driver and driver != "psycopg2":
+        raise ConfigError(f"{variable} asks for the {driver} driver ({url.drivername}://), which this project does "
+                          "not use: write postgresql:// (psycopg2, installed with the project).")
     if url.drivername in ("postgres", "postgresql"):
         # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3, which this project does not install.
         url = url.set(drivername="postgresql+psycopg2")

@@ -4,25 +4,46 @@ from contextlib import contextmanager
 from psycopg2 import errors, sql
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 from .errors import Failure
 
 
+MAINTENANCE_DATABASES = ("postgres", "template1")  # where to connect to create the one that is missing
+
+
 @contextmanager
-def server_connection(url):
-    """Yield an autocommit psycopg2 connection to the server's `postgres` database, for url's server."""
-    engine = create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    try:
-        with engine.connect() as connection:
+def server_connection(url, target_first=False):
+    """Yield an autocommit psycopg2 connection to url's server: to url's own database when target_first and it
+    exists (a pooler may list no other), else to its maintenance database (postgres, else template1)."""
+    names = ([make_url(url).database] if target_first else []) + list(MAINTENANCE_DATABASES)
+    for number, name in enumerate(names):
+        engine = create_engine(make_url(url).set(database=name), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        try:
+            connection = engine.connect()
+        except OperationalError as exc:
+            engine.dispose()
+            if number == len(names) - 1 or not database_missing(exc):
+                raise
+            continue
+        try:
             yield connection.connection.dbapi_connection
-    finally:
-        engine.dispose()
+        finally:
+            connection.close()
+            engine.dispose()
+        return
+
+
+def database_missing(exc):
+    """Return True when a connection failed because its database does not exist (on the server or the pooler)."""
+    message = str(getattr(exc, "orig", exc))
+    return "does not exist" in message and "database" in message or "no such database" in message
 
 
 def database_exists(url):
     """Return True when the database named in url exists on its server."""
-    with server_connection(url) as conn, conn.cursor() as cur:
+    with server_connection(url, target_first=True) as conn, conn.cursor() as cur:
         cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (make_url(url).database,))
         return cur.fetchone() is not None
 
@@ -33,7 +54,7 @@ def create_database(url, template=None):
     statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
     if template:
         statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
-    with server_connection(url) as conn, conn.cursor() as cur:
+    with server_connection(url, target_first=True) as conn, conn.cursor() as cur:
         cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
         if cur.fetchone():
             return False

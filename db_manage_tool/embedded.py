@@ -40,10 +40,35 @@ def stop(pgdata):
     info = _import_pgserver().utils.PostmasterInfo.read_from_pgdata(Path(pgdata))
     if info is None or not info.is_running():
         return False
-    server = _get_server(Path(pgdata), start=False)
-    server._postmaster_info = info
-    server.stop()
+    try:
+        server = _get_server(Path(pgdata), start=False)
+        server._postmaster_info = info
+        server.stop()
+    except (OSError, ConfigError):  # pg_ctl unreachable (a parent folder closed again): stop it as pg_ctl would
+        stop_by_signal(info.pid)
     return True
+
+
+def stop_by_signal(pid, timeout=60):
+    """Ask the postmaster pid for a fast shutdown (SIGINT, what `pg_ctl stop` sends) and wait for it to end."""
+    import signal
+    import time
+
+    try:
+        os.kill(pid, signal.SIGINT)
+    except ProcessLookupError:
+        return
+    except PermissionError:
+        raise ConfigError(f"The embedded PostgreSQL (pid {pid}) belongs to another user: stop it as that user "
+                          "or as root.") from None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    raise ConfigError(f"The embedded PostgreSQL (pid {pid}) did not stop within {timeout} s: see instance/pgdata/log.")
 
 
 def describe(pgdata, database):
@@ -56,7 +81,8 @@ def describe(pgdata, database):
              f"Major version:       {version or '-'}",
              f"Size on disk:        {size / 1e6:.1f} MB"]
     if version:
-        lines += [f"Connect:             psql -h {pgdata} -U postgres {database}   (or: python db_manage.py shell)",
+        lines += [f"Connect:             psql -h {pgdata} -U postgres {database}"
+                  "   (or python db_manage.py shell, when DATABASE_URL is unset)",
                   f"URL:                 postgresql://postgres@/{database}?host={pgdata}"]
     return "\n".join(lines)
 

@@ -19,8 +19,12 @@ def describe(exc):
     from alembic.util import CommandError
     from sqlalchemy.exc import DBAPIError, OperationalError
 
-    if isinstance(exc, Failure | ConfigError | CommandError) or getattr(exc, "expected", False):
+    if isinstance(exc, CommandError):
+        return scrub(reword(str(exc)))
+    if isinstance(exc, Failure | ConfigError) or getattr(exc, "expected", False):
         return scrub(str(exc))
+    if isinstance(exc, OSError) and exc.filename and not type(exc).__module__.startswith("psycopg2"):
+        return scrub(file_problem(exc))
     if isinstance(exc, SyntaxError) and exc.filename:
         return scrub(f"{exc.filename} line {exc.lineno} does not compile ({exc.msg}): fix it, or move it away.")
     if isinstance(exc, configparser.Error):
@@ -40,6 +44,57 @@ def describe(exc):
     return scrub(f"Unexpected {type(exc).__name__}: {first_line(str(exc))}")
 
 
+# Alembic's messages (CommandError, printed by Flask-Migrate as "Error: ..."), each with what to do.
+ALEMBIC_MESSAGES = (
+    (r"Can't locate revision identified by '(?P<rev>[^']*)'",
+     "No migration file has the revision '{rev}': `python db_manage.py history` lists them (a revision, its first "
+     "characters, head, base, or a step such as -1 or +2 work)."),
+    (r"Relative revision (?P<step>[-+]?\d+) didn't produce (?P<n>\d+) migrations",
+     "There are fewer than {n} migrations to go through from where the database is (step {step}): "
+     "`python db_manage.py history` lists them; `downgrade base` reverts every one."),
+    (r"Ambiguous walk",
+     "The database is at a merge of several branches, where one step down is ambiguous: name the revision to go "
+     "down to (`python db_manage.py history` lists them), as in `python db_manage.py downgrade REVISION`."),
+    (r"Target database is not up to date",
+     "The database is not at the migrations' head: run `python db_manage.py upgrade` first (with several heads, "
+     "`python db_manage.py merge -m \"Merge branches\"` joins them), then run migrate again."),
+    (r"Path doesn't exist: (?P<path>.+)",
+     "There is no migrations folder at {path}: run `python db_manage.py setup` (or `init`) to create it."),
+    (r"Directory (?P<path>.+) already exists and is not empty",
+     "The migrations folder {path} already exists: nothing to init (`python db_manage.py adopt` gives it the tool's "
+     "env.py)."),
+    (r"Destination (?P<rev>\S+) is not a valid downgrade target from current head\(s\)",
+     "{rev} is not below the database's revision: `python db_manage.py current` says where it is and "
+     "`python db_manage.py history` what lies below."),
+    (r"Destination (?P<rev>\S+) is not a valid upgrade target from current head\(s\)",
+     "{rev} is not above the database's revision: `python db_manage.py current` says where it is and "
+     "`python db_manage.py history` what lies above."),
+)
+
+
+def reword(message):
+    """Return Alembic's message as a sentence that says what to do (the original is kept when not known)."""
+    import re as regex
+
+    text = first_line(message).removeprefix("Error: ").rstrip(".")
+    for pattern, sentence in ALEMBIC_MESSAGES:
+        match = regex.search(pattern, text)
+        if match:
+            return sentence.format(**{k: v.strip("'\"") for k, v in match.groupdict().items()})
+    return first_line(message).removeprefix("Error: ")
+
+
+def file_problem(exc):
+    """Return one sentence for an operating-system error on a file or folder (permission, missing, full disk)."""
+    path = exc.filename
+    if isinstance(exc, PermissionError):
+        return (f"Permission denied on {path}: the command cannot write or read it as this user; fix the "
+                "permissions or choose another place.")
+    if isinstance(exc, FileNotFoundError):
+        return f"{path} does not exist: check the path, or choose another place."
+    return f"{exc.strerror or type(exc).__name__} for {path}: check that path and its permissions, or choose another place."
+
+
 def raised_in(exc, package):
     """Return True when exc was raised by code of the installed package `package`."""
     tb = exc.__traceback__
@@ -51,14 +106,33 @@ def raised_in(exc, package):
 def _connection_problem(message):
     """Return a sentence for a psycopg2 connection failure message."""
     first = first_line(message)
-    if "does not exist" in first and "database" in first:
-        return f"{first}: run `python db_manage.py setup` to create it."
+    pooled = re.search(r'no such database: (\S+)', message)  # PgBouncer's own message
+    if pooled:
+        return (f"The connection pooler in front of the server has no database {pooled.group(1)!r}: add it to the "
+                "pooler's [databases], or set MIGRATION_DATABASE_URL to a direct connection to the server.")
+    missing = re.search(r'database "([^"]+)" does not exist', message)
+    if missing:
+        return f"The database {missing.group(1)!r} does not exist yet: run `python db_manage.py setup` to create it."
     if "Connection refused" in message or "No such file or directory" in message:
         return f"Cannot connect to PostgreSQL ({first}): is the server running, on that host and port?"
     if "could not translate host name" in message or "Name or service not known" in message:
         return f"Cannot connect to PostgreSQL: unknown host ({first})."
     if "password authentication failed" in message:
         return f"PostgreSQL refused the login ({first}): check the user and password in DATABASE_URL."
+    role = re.search(r'role "([^"]+)" does not exist', message)
+    if role:
+        return (f"PostgreSQL has no role {role.group(1)!r}: fix the user in DATABASE_URL, or have an administrator "
+                f"create it (CREATE ROLE {quote_identifier(role.group(1))} LOGIN PASSWORD '...').")
+    if "server does not support SSL" in message:
+        return ("The server does not accept SSL connections, but the URL asks for one (sslmode=require or "
+                "stronger): remove sslmode from the URL, or enable SSL on the server.")
+    if "SSL" in message and ("certificate" in message or "SSL error" in message):
+        return f"The SSL connection failed ({first}): check sslmode, sslrootcert and the server's certificate."
+    if "no pg_hba.conf entry" in message:
+        return (f"The server does not accept this connection ({first}): an administrator must allow it in "
+                "pg_hba.conf, or connect from an allowed host, user or with SSL.")
+    if "too many connections" in message or "remaining connection slots are reserved" in message:
+        return f"The server has no free connection ({first}): close idle connections or raise max_connections."
     return f"Cannot use the database: {first}"
 
 
@@ -110,14 +184,28 @@ def first_line(text):
     return next((line.strip() for line in text.splitlines() if line.strip()), text.strip())
 
 
+INVOCATION_VARIABLE = "DB_MANAGE_INVOCATION"  # `python db_manage.py` with the user's global options
+
+
+def with_invocation(sentence):
+    """Return sentence with every `python db_manage.py ...` it advises carrying the user's own global options."""
+    invocation = os.environ.get(INVOCATION_VARIABLE)
+    return sentence.replace("`python db_manage.py ", f"`{invocation} ") if invocation else sentence
+
+
 def report(exc):
     """Print exc as one sentence on stderr (with the traceback when verbose) and return its exit code (1, 130)."""
     if os.environ.get(VERBOSE_VARIABLE):
         print(scrub("".join(traceback.format_exception(exc))), file=sys.stderr, end="")
-    print(f"Error: {describe(exc)}", file=sys.stderr)
+    print(f"Error: {with_invocation(describe(exc))}", file=sys.stderr)
     if not os.environ.get(VERBOSE_VARIABLE) and traceback_helps(exc):
-        print(f"(run `python db_manage.py --verbose COMMAND ...`, or set {VERBOSE_VARIABLE}=1, to see the traceback)",
-              file=sys.stderr)
+        if isinstance(exc, Failure | ConfigError) or getattr(exc, "expected", False):
+            print(f"(run `python db_manage.py --verbose COMMAND ...`, or set {VERBOSE_VARIABLE}=1, to see the "
+                  "traceback)", file=sys.stderr)
+        else:
+            print(f"This looks like a bug in db_manage.py or in the application: run the command again with --verbose "
+                  f"(or {VERBOSE_VARIABLE}=1) to see the traceback, and report it with that traceback.",
+                  file=sys.stderr)
     return getattr(exc, "exit_code", 1) if isinstance(exc, Failure) or getattr(exc, "expected", False) else 1
 
 

@@ -9,7 +9,7 @@ setup has disabled its logger.
 import logging
 import sys
 
-from .errors import install_excepthook, scrub
+from .errors import install_excepthook, reword, scrub, with_invocation
 from .revisions import use_first_line_messages
 
 # The `flask db` commands that run migrations: a note precedes them when env.py is not the tool's.
@@ -24,7 +24,8 @@ class ErrorsToStderr:
 
     def error(self, message, *args):
         """Print Flask-Migrate's error message as one line on stderr."""
-        print(scrub(str(message) % args if args else str(message)), file=sys.stderr)
+        text = str(message) % args if args else str(message)
+        print(f"Error: {with_invocation(scrub(reword(text)))}", file=sys.stderr)
 
     def __getattr__(self, name):
         return getattr(self.logger, name)

@@ -88,6 +88,7 @@ class Statement(NamedTuple):
 
 def lint(revisions=(), excludes=(), style=False):
     """Lint the given revisions (default: all), with the style rules if style; print each finding, fail if any."""
+    check_rules(excludes)
     script = script_directory()
     chosen = [script.get_revision(r) for r in revisions] if revisions else list(script.walk_revisions())
     skipped = (*(ALWAYS_EXCLUDED if style else DEFAULT_EXCLUDES), *excludes)
@@ -292,17 +293,38 @@ def widens(old, new):
     return old.group(1).upper() != "TEXT" and old_length is not None and int(new_length) >= int(old_length)
 
 
-def run_squawk(sql, excludes):
-    """Return squawk's JSON findings for sql (lines 0-based), without the excluded rules."""
+def squawk_program():
+    """Return the path of squawk, beside this interpreter or on PATH; raise Failure when it is not installed."""
     squawk = shutil.which("squawk", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
     if squawk is None:
         raise Failure("squawk is not installed: `pip install -r requirements-dev.txt` (package squawk-cli).")
-    result = subprocess.run([squawk, "--reporter", "json", f"--exclude={','.join(excludes)}"],
+    return squawk
+
+
+def check_rules(excludes):
+    """Raise click.UsageError when squawk does not know a rule given to --exclude (it would skip nothing)."""
+    if not excludes:
+        return
+    result = subprocess.run([squawk_program(), f"--exclude={','.join(excludes)}"], input="SELECT 1;",
+                            capture_output=True, text=True)
+    unknown = re.search(r"invalid rule name (\S+)", result.stderr)
+    if unknown:
+        raise click.UsageError(f"squawk has no rule {unknown.group(1)!r} to --exclude: use one of the rules lint "
+                               f"reports, such as {', '.join(sorted({*FIXES, *STYLE_RULES}))} (every rule: "
+                               "https://squawkhq.com/docs/rules).")
+
+
+def run_squawk(sql, excludes):
+    """Return squawk's JSON findings for sql (lines 0-based), without the excluded rules."""
+    result = subprocess.run([squawk_program(), "--reporter", "json", f"--exclude={','.join(excludes)}"],
                             input=sql, capture_output=True, text=True)
     try:
-        return json.loads(result.stdout or "[]")
+        findings = json.loads(result.stdout) if result.stdout.strip() else None
     except json.JSONDecodeError:
-        raise Failure(f"squawk could not check the SQL: {result.stderr.strip() or result.stdout.strip()}") from None
+        findings = None
+    if findings is None and (result.returncode != 0 or result.stderr.strip()):
+        raise Failure(f"squawk could not check the SQL: {result.stderr.strip() or result.stdout.strip()}")
+    return findings or []
 
 
 def new_tables(sql):

@@ -45,17 +45,26 @@ class MigrationFailed(Failure):
     """A migration run failed and was rolled back."""
 
 
+class AutocommitInTransaction(MigrationFailed):
+    """A revision's autocommit_block met a caller's transaction (reset's): the caller may run it in steps."""
+
+
 class LockRace:
     """The lock_timeout budget of one run: how long each attempt waits, and whether another may follow."""
 
     def __init__(self, budget, retries):
         self.budget, self.retries = budget, retries
         self.attempt_timeout = min(budget, ATTEMPT_LOCK_TIMEOUT) if retries and budget else budget
-        self.deadline, self.attempts = time.monotonic() + budget, 0
+        self.deadline, self.attempts = None, 0
 
-    def milliseconds(self):
-        """Return the attempt's lock_timeout for set_config (0.0001 s is 1 ms, not 0: no limit)."""
-        return f"{math.ceil(self.attempt_timeout * 1000)}ms"
+    def start(self):
+        """Start spending the budget: once the migration lock is held (waiting for it is not counted)."""
+        if self.deadline is None:
+            self.deadline = time.monotonic() + self.budget
+
+    def milliseconds(self, seconds=None):
+        """Return the attempt's lock_timeout (or seconds) for set_config (0.0001 s is 1 ms, not 0: no limit)."""
+        return f"{math.ceil((self.attempt_timeout if seconds is None else seconds) * 1000)}ms"
 
     def pause(self):
         """Return the seconds to wait before the next attempt, or None when the budget is spent."""
@@ -73,7 +82,7 @@ def migration_run(connection, environment):
     writes = step_name not in READ_ONLY_STEPS
     running, race = RunningStep(), LockRace(lock_timeout(), retries=not external)
     pooled = behind_pooler(connection)
-    blocks = guard_autocommit_blocks(environment.get_context(), pooled, external, running)
+    blocks = guard_autocommit_blocks(environment.get_context(), pooled, external, running, race)
     start = None  # where the database was, unless a caller's transaction says
     try:
         if not external:
@@ -101,10 +110,12 @@ def migration_run(connection, environment):
                            f"{race.attempt_timeout:g} s): rolled back, retrying in {pause:g} s.", err=True)
                 time.sleep(pause)
     except DBAPIError as exc:
+        start = partly_committed(connection, environment) if blocks.committed else start
         raise MigrationFailed(failure_message(exc, running.step, start if writes else None, race, writes)) from exc
     except (Failure, CommandError):
         raise
     except Exception as exc:  # a revision's own Python failed, or alembic-postgresql-enum met rows it cannot map
+        start = partly_committed(connection, environment) if blocks.committed else start
         if isinstance(exc, ValueError) and isinstance(exc.__cause__, DBAPIError):
             raise MigrationFailed(enum_value_message(exc.__cause__, running.step, start)) from exc
         if running.step is None:
@@ -126,6 +137,7 @@ def begin_run(connection, environment, race, external):
     """Start the run's transaction: the migration lock, the timeouts and the checks, before Alembic's first
     statement; return where the database is (None inside a caller's transaction)."""
     take_migration_lock(connection, transactional=True)
+    race.start()
     session_settings(connection, race.milliseconds(), local=True)
     current = environment.get_context().get_current_heads()
     check_before_run(environment, current, connection)
@@ -152,7 +164,7 @@ class AutocommitBlocks:
     committed = False
 
 
-def guard_autocommit_blocks(migration_context, pooled, external, running):
+def guard_autocommit_blocks(migration_context, pooled, external, running, race):
     """Make the revisions' autocommit_block refuse, in one sentence, where it cannot keep its promises."""
     blocks, original = AutocommitBlocks(), migration_context.autocommit_block
 
@@ -167,13 +179,16 @@ def guard_autocommit_blocks(migration_context, pooled, external, running):
                 "MIGRATION_DATABASE_URL to a direct connection to the same database, or POOLER_KEEPS_SESSIONS "
                 "= True if the pooler runs in session mode, and run it again. Nothing was applied.")
         if external:
-            raise MigrationFailed(
-                f"{which} has an autocommit_block (e.g. CREATE INDEX CONCURRENTLY), which cannot run inside one "
-                "transaction as reset runs its migrations: drop the database's objects and run "
-                "`python db_manage.py upgrade` instead. Nothing was changed.")
+            raise AutocommitInTransaction(
+                f"{which} has an autocommit_block (e.g. CREATE INDEX CONCURRENTLY), which cannot run inside the "
+                "caller's transaction.")
         blocks.committed = True
         with original():
+            # Not retried from here on (part of the run is committed): the whole budget, for a concurrent
+            # build waits for every older transaction, and the statements after the block.
+            session_settings(migration_context.connection, race.milliseconds(race.budget), local=False)
             yield
+        session_settings(migration_context.connection, race.milliseconds(race.budget), local=True)
 
     migration_context.autocommit_block = autocommit_block
     return blocks
@@ -193,6 +208,7 @@ def check_before_run(environment, current, connection):
     if step == "upgrade" and opts.get("destination_rev") == "head":
         ensure_single_head(environment.script)
     if step == "retrieve_migrations" and getattr(environment.config.cmd_opts, "autogenerate", False):
+        ensure_single_head(environment.script)  # else "upgrade first" would send the user to a refusal
         ensure_at_head(environment.script, current)
     if step == "downgrade" and reaches_base(environment.script, current, opts["fn"](tuple(current),
                                                                                   environment.get_context())):
@@ -240,9 +256,34 @@ def record_environment(connection):
                         "override": os.environ.get(OVERRIDE_VARIABLE) == "1"})
 
 
+class Committed(str):
+    """What a revision's autocommit_block committed before the run failed: said instead of "Nothing was applied"."""
+
+
 def nothing_applied(start):
     """Return the sentence that says a failed run changed nothing (empty inside a caller's transaction)."""
+    if isinstance(start, Committed):
+        return str(start)
     return f"Nothing was applied: the database is still at {start}." if start else ""
+
+
+def partly_committed(connection, environment):
+    """Return, after a failure past an autocommit_block, where the database now is and any invalid index left."""
+    try:
+        if connection.in_transaction():
+            connection.rollback()
+        current = ", ".join(environment.get_context().get_current_heads()) or "base"
+        invalid = connection.execute(text(
+            "SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid ORDER BY 1")).scalars().all()
+        connection.commit()
+    except DBAPIError:  # the connection itself is gone: say what is known
+        return Committed("What ran before its autocommit_block was committed: "
+                         "`python db_manage.py current` says where the database is.")
+    note = f"What ran before its autocommit_block was committed: the database is now at {current}."
+    if invalid:
+        note += (f" A concurrent build left the invalid index {', '.join(invalid)}: drop it (DROP INDEX CONCURRENTLY "
+                 f"{invalid[0]};) before running the migration again.")
+    return Committed(note)
 
 
 def failure_message(exc, step, start, race, writes=True):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from .application import database_url, setting, uses_direct_url
+from .application import database_url, engine, setting, uses_direct_url
 
 from . import children, embedded
 from .dbadmin import server_connection
@@ -56,7 +56,7 @@ def find_program(name, minimum):
 @functools.lru_cache(maxsize=8)
 def server_major(url):
     """Return the major version of url's server (asked of its `postgres` database)."""
-    with server_connection(url) as conn, conn.cursor() as cur:
+    with server_connection(url, target_first=True) as conn, conn.cursor() as cur:
         cur.execute("SHOW server_version_num")
         return int(cur.fetchone()[0]) // 10000
 
@@ -71,7 +71,7 @@ def refuse_transaction_pooler(url, program):
     """
     if setting("POOLER_KEEPS_SESSIONS"):
         return
-    with server_connection(url) as conn, conn.cursor() as cur:
+    with server_connection(url, target_first=True) as conn, conn.cursor() as cur:
         cur.execute("SELECT pg_backend_pid()")
         if cur.fetchone()[0] == conn.get_backend_pid():
             return
@@ -82,12 +82,20 @@ def refuse_transaction_pooler(url, program):
                   "session mode). Nothing was run.")
 
 
+def ensure_reachable():
+    """Connect once, so that a missing database or role is the tool's sentence, not psql's or pg_dump's."""
+    with engine().connect():
+        pass
+    engine().dispose()
+
+
 def shell(command=None):
     """Run psql on the configured database (interactive, or one command); return psql's exit code.
 
     The password reaches psql through its environment, never its command line.
     """
     url = database_url()
+    ensure_reachable()
     refuse_transaction_pooler(url, "psql")
     psql, _ = find_program("psql", server_major(url))
     return children.run([str(psql), *(["--command", command] if command is not None else [])],
@@ -100,6 +108,13 @@ def dbname_option(name):
     return f"--dbname=dbname='{quoted}'"
 
 
+def behind_session_pooler():
+    """Return True when the application says its URL goes through a pooler in session mode (POOLER_KEEPS_SESSIONS)."""
+    from flask import has_app_context
+
+    return has_app_context() and bool(setting("POOLER_KEEPS_SESSIONS"))
+
+
 def libpq_env(url):
     """Return the environment that points libpq programs at url, the password included (never on argv).
 
@@ -110,7 +125,7 @@ def libpq_env(url):
     host = parsed.query.get("host") or parsed.host or ""
     env = {"PGHOST": host, "PGPORT": str(parsed.port or ""), "PGUSER": parsed.username or "",
            "PGDATABASE": parsed.database, "PGPASSWORD": parsed.password or ""}
-    if server_major(url) >= 14 and not setting("POOLER_KEEPS_SESSIONS"):  # a pooler refuses startup options
+    if server_major(url) >= 14 and not behind_session_pooler():  # a pooler refuses startup options
         env["PGOPTIONS"] = f"{os.environ.get('PGOPTIONS', '')} -c client_connection_check_interval=1000".strip()
     url = parsed
     if url.query.get("sslmode"):

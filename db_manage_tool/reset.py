@@ -14,6 +14,7 @@ from .dbadmin import application_tables, end_with_client, execute_composed
 from .confirm import confirm
 from .errors import Failure
 from .migration_hooks import alembic_config
+from .migration_safety import AutocommitInTransaction
 from .production_guard import recorded_environment, refuse_on_production
 from .revisions import current_revision
 
@@ -78,9 +79,35 @@ def reset_database(yes):
     """Drop every object of the application's schemas, then migrate to head, in one transaction.
 
     An env.py that is not the tool's opens its own connection (it would wait forever behind the
-    drops): then the drops are committed first and the migrations run as a second step.
+    drops), and a revision with an autocommit_block cannot run inside a transaction: then the drops
+    are committed first and the migrations run as a second step (a rerun finishes a failed one).
     """
     atomic = is_tool_environment(migrations_directory())
+    try:
+        revision, mark = drop_and_migrate(yes, atomic)
+    except AutocommitInTransaction as exc:  # undone; a concurrent index build needs its own transactions
+        click.echo(f"Note: {exc} The reset was undone and runs again in two steps: the drops are committed "
+                   "first, then the migrations run as `upgrade` does.", err=True)
+        atomic = False
+        revision, mark = drop_and_migrate(yes=True, atomic=False)  # the user confirmed these drops already
+    else:
+        if not atomic:
+            click.echo(f"Note: {migrations_directory() / 'env.py'} is not db_manage's: the drops were committed "
+                       "first and the migrations ran as a second step (`python db_manage.py adopt` makes a reset "
+                       "one transaction again).", err=True)
+    if not atomic:
+        command.upgrade(alembic_config(), "head")
+        with engine().connect() as connection, connection.begin():
+            keep_protected_mark(connection, mark)
+            revision = current_revision(connection)
+    engine().dispose()
+    return revision
+
+
+def drop_and_migrate(yes, atomic):
+    """Drop every object after confirmation, and migrate to head in the same transaction when atomic;
+    return (revision or None when not atomic, the protected mark)."""
+    revision = None
     with engine().connect() as connection, connection.begin():
         end_with_client(connection)  # killed midway, the drops end and roll back within a second
         mark = recorded_environment(connection)  # a protected mark survives an authorised reset
@@ -91,20 +118,13 @@ def reset_database(yes):
         if atomic:
             try:
                 migrate_to_head(connection)
+            except AutocommitInTransaction:
+                raise
             except Failure as exc:  # the drops roll back with the migrations
                 raise Failure(f"{exc} The reset was undone: the database is as it was before it.") from exc
             keep_protected_mark(connection, mark)
             revision = current_revision(connection)
-    if not atomic:
-        click.echo(f"Note: {migrations_directory() / 'env.py'} is not db_manage's: the drops were committed "
-                   "first and the migrations ran as a second step (`python db_manage.py adopt` makes a reset "
-                   "one transaction again).", err=True)
-        command.upgrade(alembic_config(), "head")
-        with engine().connect() as connection, connection.begin():
-            keep_protected_mark(connection, mark)
-            revision = current_revision(connection)
-    engine().dispose()
-    return revision
+    return revision, mark
 
 
 def keep_protected_mark(connection, mark):

@@ -3,6 +3,8 @@
 It never writes a migration on top of a history: with revisions in the migrations folder it
 creates the database if missing and upgrades to head, and only reports what the models add.
 """
+import contextlib
+import io
 from pathlib import Path
 
 import click
@@ -13,6 +15,7 @@ from sqlalchemy.engine import make_url
 from . import dbadmin
 from .adoption import adopt, foreign_environment_note
 from .application import database_url, engine, migrations_directory
+from .errors import Failure
 from .migration_hooks import alembic_config, script_directory
 from .revisions import current_revision
 
@@ -59,7 +62,21 @@ def ensure_migrations_folder(template):
     config = MigrateConfig(template_directory=str(template.parent))
     config.set_main_option("script_location", str(directory))
     config.config_file_name = str(directory / "alembic.ini")
-    command.init(config, str(directory), template=template.name)
+    with contextlib.redirect_stdout(io.StringIO()) as said:
+        command.init(config, str(directory), template=template.name)
+    # Alembic's closing "Please edit ... alembic.ini before proceeding" does not apply: the tool fills it in.
+    click.echo(said.getvalue().split("Please edit")[0].rstrip(), err=True)
+
+
+def init_migrations(template=TEMPLATE):
+    """`init`: create the migrations folder from the tool's template, once; say what comes next."""
+    directory = migrations_directory()
+    if (directory / "env.py").exists():
+        raise Failure(f"{directory} already has its env.py: nothing to init (`python db_manage.py adopt` gives an "
+                      "existing folder the tool's env.py).")
+    ensure_migrations_folder(template)
+    click.echo(f"Created {directory}: next, `python db_manage.py setup` creates the database and its first "
+               "migration.", err=True)
 
 
 def upgrade_to_head():

@@ -8,7 +8,7 @@ SECRET = "s3cr3t-pw"
 def test_unknown_revision_fails_and_changes_nothing(cli, database, head_revision):
     result = cli("upgrade", "zzz")
     assert result.returncode == 1
-    assert "Can't locate revision identified by 'zzz'" in result.stderr
+    assert "No migration file has the revision 'zzz': `python db_manage.py history` lists them" in result.stderr
     assert "Traceback" not in result.stderr
     assert database.revision() == head_revision
 

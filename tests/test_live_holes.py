@@ -324,3 +324,24 @@ def test_a_killed_reset_lets_go_of_its_locks_at_once_and_is_undone(project, data
     # The reset's transaction holds users (dropped) and waits 30 s: the server ends it within about a second.
     assert wait_until(lambda: database.scalar(sleeping) == 0, timeout=10), "the killed reset's session lives on"
     assert database.scalar("SELECT username FROM users") == "kept"
+
+
+def test_a_wrapper_that_ignores_sighup_runs_on_like_its_child(project, database, head_revision):
+    (project / "migrations" / "versions" / "51e5105105fe_slow.py").write_text(SLOW)
+    wrapper = subprocess.Popen([sys.executable, "db_manage.py", "upgrade"], cwd=project, env=cli_env(database.url),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))  # as nohup does
+    assert wait_until(lambda: database.scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(4)%'"))
+    os.kill(wrapper.pid, signal.SIGHUP)
+    _, stderr = wrapper.communicate(timeout=60)
+    assert wrapper.returncode == 0 and "Stopped" not in stderr, stderr
+    assert database.revision() == "51e5105105fe" and "public.slow_marker" in database.tables()
+
+
+def test_a_password_with_a_space_is_never_shown(cli, database):
+    url = make_url(database.url).set(password="ab secretx").render_as_string(hide_password=False)
+    for args in (("current",), ("status",), ("upgrade",)):
+        result = cli(*args, url=url)
+        assert result.returncode == 0, result.stderr
+        assert "secretx" not in result.stdout + result.stderr

@@ -34,50 +34,64 @@ def unprivileged_user(host):
     return "nobody" if owner == "root" else owner
 
 
-@pytest.fixture(scope="session")
-def pgbouncer(server_url):
-    """A PgBouncer in transaction mode in front of the test server; yields a function url -> pooled url."""
-    folder = Path(tempfile.mkdtemp(prefix="pgbouncer-"))
-    folder.chmod(0o755)
-    port = free_port()
-    host = server_url.query.get("host") or server_url.host or "127.0.0.1"
-    user, password = server_url.username or "postgres", server_url.password or ""
-    (folder / "users.txt").write_text(f'"{user}" "{password}"\n')
-    (folder / "pgbouncer.ini").write_text(f"""[databases]
-* = host={host} port={server_url.port or 5432}
+class PgBouncer:
+    """A PgBouncer process in transaction mode, in front of the test server, on a free local port."""
+
+    def __init__(self, server_url, databases=("*",)):
+        self.folder = Path(tempfile.mkdtemp(prefix="pgbouncer-"))
+        self.folder.chmod(0o755)
+        self.port = free_port()
+        host = server_url.query.get("host") or server_url.host or "127.0.0.1"
+        user, password = server_url.username or "postgres", server_url.password or ""
+        (self.folder / "users.txt").write_text(f'"{user}" "{password}"\n')
+        listed = "\n".join(f"{name} = host={host} port={server_url.port or 5432}"
+                           + ("" if name == "*" else f" dbname={name}") for name in databases)
+        (self.folder / "pgbouncer.ini").write_text(f"""[databases]
+{listed}
 [pgbouncer]
 listen_addr = 127.0.0.1
-listen_port = {port}
+listen_port = {self.port}
 unix_socket_dir =
 auth_type = trust
-auth_file = {folder / 'users.txt'}
+auth_file = {self.folder / 'users.txt'}
 pool_mode = transaction
 default_pool_size = 6
 max_client_conn = 200
 """)
-    for name in ("users.txt", "pgbouncer.ini"):
-        (folder / name).chmod(0o644)
-    command = [PGBOUNCER, *(["-u", unprivileged_user(host)] if os.geteuid() == 0 else []), str(folder / "pgbouncer.ini")]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"PgBouncer did not start: {process.communicate()[0]}")
-            time.sleep(0.1)
+        for name in ("users.txt", "pgbouncer.ini"):
+            (self.folder / name).chmod(0o644)
+        user = ["-u", unprivileged_user(host)] if os.geteuid() == 0 else []
+        self.process = subprocess.Popen([PGBOUNCER, *user, str(self.folder / "pgbouncer.ini")],
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.process.kill()
+                    pytest.fail(f"PgBouncer did not start: {self.process.communicate()[0]}")
+                time.sleep(0.1)
 
-    def through(url):
-        direct = make_url(url)
-        return direct.set(host="127.0.0.1", port=port, query={}).render_as_string(hide_password=False)
+    def url(self, direct_url):
+        """Return direct_url as reached through this PgBouncer."""
+        direct = make_url(direct_url)
+        return direct.set(host="127.0.0.1", port=self.port, query={}).render_as_string(hide_password=False)
 
-    yield through
-    process.terminate()
-    process.wait(timeout=10)
-    shutil.rmtree(folder, ignore_errors=True)
+    def stop(self):
+        """Stop PgBouncer and remove its folder."""
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(server_url):
+    """A PgBouncer in transaction mode in front of the test server; yields a function url -> pooled url."""
+    bouncer = PgBouncer(server_url)
+    yield bouncer.url
+    bouncer.stop()
 
 
 def run_cli(project, url, *args, env=None, timeout=120):
@@ -182,3 +196,18 @@ def test_commands_through_the_pooler_work_and_leave_no_session_state(project, pg
     search_paths = {Database(pooled).scalar("SHOW search_path") for _ in range(12)}
     assert search_paths == {'"$user", public'}
     assert advisory_locks(database.url) == 0
+
+
+def test_a_pooler_that_lists_only_the_application_database(project, server_url, database, head_revision, tmp_path):
+    bouncer = PgBouncer(server_url, databases=(make_url(database.url).database,))  # no postgres database behind it
+    try:
+        pooled = bouncer.url(database.url)
+        setup = run_cli(project, pooled, "setup")
+        assert setup.returncode == 0 and "exists" in setup.stderr, setup.stderr
+        backup = run_cli(project, pooled, "backup", "--output", str(tmp_path / "b.dump"))
+        assert backup.returncode == 1 and "connection pooler" in backup.stderr, backup.stderr  # not "no such database"
+        status = run_cli(project, pooled, "status")
+        assert status.returncode == 0 and head_revision in status.stdout, status.stderr
+    finally:
+        bouncer.stop()
+    assert database.revision() == head_revision and not (tmp_path / "b.dump").exists()

@@ -33,3 +33,40 @@ def test_users_and_posts_as_json(app):
     assert posts[0]["published"] is False
     assert posts[0]["created_at"] == post_created.isoformat()
     assert post_created.tzinfo is not None
+
+
+def test_a_limit_that_is_not_a_whole_number_in_range_is_a_json_400(app):
+    client = app.test_client()
+    for bad in ("abc", "0", "-3", "1001", "1.5", ""):
+        response = client.get(f"/users?limit={bad}")
+        assert response.status_code == 400, bad
+        assert response.get_json()["status"] == "error" and "limit must be a whole number" in response.get_json()["error"]
+    assert client.get("/posts?limit=1000").status_code == 200
+
+
+def test_a_missing_database_is_a_json_503_with_the_reason(missing_database_url):
+    from app import create_app
+
+    app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": missing_database_url})
+    response = app.test_client().get("/users")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["status"] == "error" and "does not exist" in body["error"] and "setup" in body["database"]
+
+
+def test_a_database_not_migrated_is_a_json_503(app):
+    with app.app_context():
+        db.session.execute(db.text("DROP TABLE posts"))
+        db.session.commit()
+    response = app.test_client().get("/posts")
+    assert response.status_code == 503 and "upgrade" in response.get_json()["database"]
+
+
+def test_unknown_paths_are_json_and_debug_is_only_for_development(app, database_url):
+    from app import create_app
+
+    response = app.test_client().get("/nope")
+    assert response.status_code == 404 and response.get_json()["status"] == "error"
+    production = create_app("production", {"SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": "k" * 32})
+    development = create_app("development", {"SQLALCHEMY_DATABASE_URI": database_url})
+    assert production.debug is False and development.debug is True

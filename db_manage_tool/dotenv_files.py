@@ -1,0 +1,30 @@
+"""The project's .env and .flaskenv, checked before anything reads them: a file that cannot be parsed is refused.
+
+python-dotenv skips a line it cannot parse with a warning and goes on, so a mistyped quote would
+silently drop DATABASE_URL and send the commands to the embedded server instead; non-UTF-8 bytes
+would be an exception that names no file.
+"""
+import io
+
+import click
+from dotenv.parser import parse_stream
+
+
+def check(path):
+    """Raise click.ClickException naming the file and line when path cannot be read as a dotenv file."""
+    try:
+        with open(path, "rb") as file:
+            raw = file.read()
+    except OSError as exc:
+        raise click.ClickException(f"{path} cannot be read ({exc.strerror}): fix its permissions or remove it.")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise click.ClickException(f"{path} line {line} is not UTF-8 text (byte {raw[exc.start]:#04x}): save the "
+                                   "file as UTF-8.") from None
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            shown = binding.original.string.split("=", 1)[0].strip()[:40]
+            raise click.ClickException(f"{path} line {binding.original.line} cannot be parsed (it starts with "
+                                       f"{shown!r}; an unclosed quote?): write it as NAME=value or NAME=\"value\".")

@@ -1,0 +1,208 @@
+"""Bad input, as a user types it: one sentence saying what to do, the right exit code, nothing changed, no password.
+
+Each row of CASES is one input: a test id, the arguments, the environment it adds, an optional
+preparation of the project copy, the exit code, and a word of the fix that the error must hold.
+Every row runs db_manage.py against its own database (with a password in its URL, which the
+server's trust authentication ignores), and checks that the database is exactly as before.
+"""
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from conftest import Database, cli_env
+from db_manage_tool import dbadmin
+
+SECRET = "s3cr3t-pw"
+
+
+@dataclass
+class Case:
+    """One bad input and what the user must be told."""
+
+    id: str
+    args: tuple
+    code: int
+    says: str  # a few words of the sentence: what went wrong or what to do
+    env: dict = field(default_factory=dict)
+    prepare: Callable = None  # prepare(project, url, tmp_path) -> None, before the command runs
+    listed: bool = False  # the advice is in the lines the error sums up (check lists each difference)
+
+
+def write(relative, content):
+    """Return a preparation that writes content (text or bytes) at relative in the project copy."""
+    def prepare(project, url, tmp_path):
+        path = project / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return prepare
+
+
+BRANCH = '''"""A second branch.
+
+Revision ID: b2a2c2d2e2f2
+Revises: 007244e3075d
+"""
+revision = "b2a2c2d2e2f2"
+down_revision = "007244e3075d"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass
+'''
+BROKEN = BRANCH.replace("def upgrade():\n    pass", "def upgrade(:\n    pass")
+
+
+def with_url(variable, change):
+    """Return an env maker that sets variable to the test database's URL changed by change(url)."""
+    return {variable: change}
+
+
+def dump_of_another_project(project, url, tmp_path):
+    """Write other.dump: the backup of a database whose alembic_version holds a revision no file here has."""
+    other = make_url(url).set(database=make_url(url).database + "_other").render_as_string(hide_password=False)
+    dbadmin.create_database(other)
+    try:
+        Database(other).execute("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY); "
+                                "INSERT INTO alembic_version VALUES ('0ther0ther00')")
+        made = subprocess.run([sys.executable, "db_manage.py", "backup", "--output", str(tmp_path / "other.dump")],
+                              cwd=project, env=cli_env(other), capture_output=True, text=True)
+        assert made.returncode == 0, made.stderr
+    finally:
+        dbadmin.drop_database(other)
+
+
+CASES = [
+    # Usage errors (exit 2): the command line itself is wrong.
+    Case("unknown-command", ("frobnicate",), 2, "No such command"),
+    Case("unknown-option", ("upgrade", "--frobnicate"), 2, "No such option"),
+    Case("missing-message", ("migrate",), 2, "Missing argument"),
+    Case("empty-message", ("migrate", ""), 2, "MESSAGE is empty"),
+    Case("blank-revision-message", ("revision", "   "), 2, "MESSAGE is empty"),
+    Case("empty-config", ("--config", "", "status"), 2, "needs a value"),
+    Case("empty-app", ("--app", "", "status"), 2, "needs a value"),
+    Case("downgrade-yes", ("downgrade", "--yes"), 2, "No such option"),
+    Case("lint-unknown-rule", ("lint", "--exclude", "no-such-rule"), 2, "no rule 'no-such-rule'"),
+    Case("rows-fraction", ("seed", "--rows", "users=1.5"), 2, "MODEL=COUNT"),
+    Case("rows-unknown-model", ("seed", "--rows", "nosuch=3"), 2, "No model or table named"),
+    Case("rows-no-model", ("seed", "--rows", "=5"), 2, "MODEL=COUNT"),
+    Case("rows-negative", ("seed", "--rows", "users=-1"), 2, "MODEL=COUNT"),
+    Case("help-unknown", ("help", "nope"), 2, "No such command"),
+    Case("status-extra-argument", ("status", "extra"), 2, "unexpected extra argument"),
+    Case("backup-output-missing", ("backup", "--output"), 2, "requires an argument"),
+    Case("restore-no-path", ("restore",), 2, "Missing argument"),
+    Case("backup-output-folder", ("backup", "--output", "/tmp"), 2, "is a directory"),
+    # Revisions that do not exist or cannot be reached.
+    Case("unknown-revision", ("upgrade", "deadbeef1234"), 1, "history"),
+    Case("too-many-steps-down", ("downgrade", "-5"), 1, "fewer than 5 migrations"),
+    Case("too-many-steps-up", ("upgrade", "+3"), 1, "fewer than 3 migrations"),
+    Case("stamp-unknown", ("stamp", "nosuch"), 1, "No migration file has the revision"),
+    Case("nothing-to-merge", ("merge", "-m", "Merge"), 1, "Nothing to merge"),
+    Case("two-heads-upgrade", ("upgrade",), 1, "merge", prepare=write("migrations/versions/b2_branch.py", BRANCH)),
+    Case("two-heads-check", ("check",), 1, "join them with `python db_manage.py merge", listed=True,
+         prepare=write("migrations/versions/b2_branch.py", BRANCH)),
+    Case("two-heads-migrate", ("migrate", "Add things"), 1, "merge",
+         prepare=write("migrations/versions/b2_branch.py", BRANCH)),
+    Case("revision-syntax-error", ("upgrade",), 1, "does not compile",
+         prepare=write("migrations/versions/b2_branch.py", BROKEN)),
+    Case("lint-syntax-error", ("lint",), 1, "does not compile",
+         prepare=write("migrations/versions/b2_branch.py", BROKEN)),
+    # Files: backups, dumps, fixtures.
+    Case("restore-missing-file", ("restore", "/nonexistent/x.dump", "--yes"), 1, "No backup file"),
+    Case("restore-not-a-dump", ("restore", "run.py", "--yes"), 1, "not a backup that pg_restore can read"),
+    Case("restore-unknown-revision", ("restore", "{tmp}/other.dump", "--yes"), 1, "--any-revision",
+         prepare=dump_of_another_project),
+    Case("restore-without-yes", ("restore", "{tmp}/other.dump", "--any-revision"), 1, "Pass --yes",
+         prepare=dump_of_another_project),
+    Case("backup-no-folder", ("backup", "--output", "/nonexistent/x.dump"), 1, "There is no folder"),
+    Case("backup-existing-file", ("backup", "--output", "run.py"), 1, "--force"),
+    Case("backup-unwritable-folder", ("backup", "--output", "/proc/x.dump"), 1, "choose another place"),
+    Case("fixture-missing", ("seed", "--fixture", "/nonexistent/users.json"), 1, "/nonexistent/users.json"),
+    Case("fixture-malformed", ("seed", "--fixture", "bad/users.json"), 1, "users.json",
+         prepare=write("bad/users.json", '[{"username": "ada", }]')),
+    Case("fixture-nan", ("seed", "--fixture", "bad/users.json"), 1, "users.json",
+         prepare=write("bad/users.json", '[{"username": "ada", "email": NaN}]')),
+    Case("erd-output-under-a-file", ("erd", "--output", "run.py/erd.md"), 1, "run.py"),
+    # Destructive commands without a terminal, or on production.
+    Case("reset-without-yes", ("reset",), 1, "Pass --yes"),
+    Case("production-seed", ("seed",), 1, "Refusing to seed",
+         env={"FLASK_CONFIG": "production", "SECRET_KEY": "k" * 32}),
+    Case("production-reset", ("reset", "--yes"), 1, "Refusing",
+         env={"FLASK_CONFIG": "production", "SECRET_KEY": "k" * 32}),
+    Case("production-downgrade-base", ("downgrade", "base"), 1, "Refusing",
+         env={"FLASK_CONFIG": "production", "SECRET_KEY": "k" * 32}),
+    Case("production-no-secret", ("status",), 1, "SECRET_KEY must be set", env={"FLASK_CONFIG": "production"}),
+    Case("unknown-config", ("--config", "staging", "status"), 1, "Unknown configuration"),
+    # Database URLs: never their password.
+    Case("url-malformed", ("status",), 1, "not a valid database URL",
+         env={"DATABASE_URL": f"postgresql//root:{SECRET}@@127.0.0.1:5432"}),
+    Case("url-bad-port", ("status",), 1, "not a valid database URL",
+         env={"DATABASE_URL": f"postgresql://app:{SECRET}@127.0.0.1:notaport/app"}),
+    Case("url-mysql", ("status",), 1, "PostgreSQL only", env={"DATABASE_URL": f"mysql://app:{SECRET}@127.0.0.1/app"}),
+    Case("url-asyncpg", ("status",), 1, "postgresql://",
+         env={"DATABASE_URL": f"postgresql+asyncpg://app:{SECRET}@127.0.0.1/app"}),
+    Case("url-no-database", ("status",), 1, "names no database",
+         env={"DATABASE_URL": f"postgresql://app:{SECRET}@127.0.0.1:5432"}),
+    Case("url-closed-port", ("status",), 1, "is the server running",
+         env={"DATABASE_URL": f"postgresql://app:{SECRET}@127.0.0.1:1/app"}),
+    Case("url-unknown-host", ("upgrade",), 1, "unknown host",
+         env={"DATABASE_URL": f"postgresql://app:{SECRET}@no-such-host.invalid:5432/app"}),
+    Case("url-unknown-role", ("status",), 1, "no role", env=with_url("DATABASE_URL", lambda u: u.set(username="nosuchrole"))),
+    Case("migration-url-malformed", ("upgrade",), 1, "MIGRATION_DATABASE_URL is not a valid database URL",
+         env={"MIGRATION_DATABASE_URL": f"postgresql://app:{SECRET}@127.0.0.1:x/app"}),
+    Case("migration-url-another-database", ("status",), 1, "MIGRATION_DATABASE_URL reaches the database 'postgres'",
+         env=with_url("MIGRATION_DATABASE_URL", lambda u: u.set(database="postgres"))),
+    Case("missing-database-status", ("status",), 1, "`python db_manage.py setup`",
+         env=with_url("DATABASE_URL", lambda u: u.set(database=u.database + "_missing"))),
+    Case("missing-database-config", ("--config", "development", "status"), 1,
+         "`python db_manage.py --config development setup`",
+         env=with_url("DATABASE_URL", lambda u: u.set(database=u.database + "_missing"))),
+    Case("missing-database-upgrade", ("upgrade",), 1, "setup",
+         env=with_url("DATABASE_URL", lambda u: u.set(database=u.database + "_missing"))),
+    Case("missing-database-shell", ("shell", "-c", "SELECT 1"), 1, "setup",
+         env=with_url("DATABASE_URL", lambda u: u.set(database=u.database + "_missing"))),
+    Case("missing-database-backup", ("backup",), 1, "setup",
+         env=with_url("DATABASE_URL", lambda u: u.set(database=u.database + "_missing"))),
+    # Settings.
+    Case("lock-timeout-nan", ("upgrade",), 1, "MIGRATION_LOCK_TIMEOUT must be", env={"MIGRATION_LOCK_TIMEOUT": "nan"}),
+    Case("lock-timeout-inf", ("upgrade",), 1, "MIGRATION_LOCK_TIMEOUT must be", env={"MIGRATION_LOCK_TIMEOUT": "inf"}),
+    Case("lock-timeout-huge", ("upgrade",), 1, "MIGRATION_LOCK_TIMEOUT must be", env={"MIGRATION_LOCK_TIMEOUT": "1e9"}),
+    Case("lock-timeout-word", ("upgrade",), 1, "MIGRATION_LOCK_TIMEOUT must be", env={"MIGRATION_LOCK_TIMEOUT": "ten"}),
+    Case("dotenv-unclosed-quote", ("status",), 1, ".env line 2 cannot be parsed",
+         prepare=write(".env", 'FLASK_CONFIG=development\nDATABASE_URL="postgresql://x\n')),
+    Case("dotenv-not-utf8", ("status",), 1, "not UTF-8", prepare=write(".env", b"SECRET_KEY=\xff\xfe\n")),
+    Case("flaskenv-unclosed-quote", ("status",), 1, ".flaskenv line 1", prepare=write(".flaskenv", "FLASK_APP='run.py\n")),
+    Case("app-missing-file", ("--app", "nosuch.py", "status"), 1, "FLASK_APP"),
+    Case("app-missing-factory", ("--app", "run:nope()", "status"), 1, "FLASK_APP"),
+    Case("app-import-error", ("status",), 1, "failed to import",
+         prepare=write("run.py", "import no_such_module_here\n")),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_bad_input_is_one_sentence_that_says_what_to_do(cli, project, database, head_revision, tmp_path, case):
+    url = make_url(database.url).set(password=SECRET)
+    env = {name: (value(url).render_as_string(hide_password=False) if callable(value) else value)
+           for name, value in case.env.items()}
+    if case.prepare:
+        case.prepare(project, database.url, tmp_path)
+    tables = database.tables()
+    args = [arg.replace("{tmp}", str(tmp_path)) for arg in case.args]
+    result = cli(*args, url=url.render_as_string(hide_password=False), env=env)
+    output = result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert result.returncode == case.code, output
+    assert len(errors) == 1, output
+    assert case.says in (output if case.listed else errors[0]), output
+    assert "Traceback" not in output and "Unexpected" not in output, output
+    assert SECRET not in output
+    assert database.revision() == head_revision and database.tables() == tables  # nothing changed
