@@ -59,6 +59,35 @@ def upgrade():
 def downgrade():
     pass
 '''
+MERGE = '''"""Merge the branches.
+
+Revision ID: c3c3c3c3c3c3
+Revises: 3e1dd673592b, b2a2c2d2e2f2
+"""
+revision = "c3c3c3c3c3c3"
+down_revision = ("3e1dd673592b", "b2a2c2d2e2f2")
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass
+'''
+
+
+def at_a_merge_point(project, url, tmp_path):
+    """Write a branch and its merge, and upgrade the database to the merge."""
+    write("migrations/versions/b2_branch.py", BRANCH)(project, url, tmp_path)
+    write("migrations/versions/c3_merge.py", MERGE)(project, url, tmp_path)
+    done = subprocess.run([sys.executable, "db_manage.py", "upgrade"], cwd=project, env=cli_env(url),
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
 BROKEN = BRANCH.replace("def upgrade():\n    pass", "def upgrade(:\n    pass")
 
 
@@ -112,6 +141,7 @@ CASES = [
          prepare=write("migrations/versions/b2_branch.py", BRANCH)),
     Case("two-heads-migrate", ("migrate", "Add things"), 1, "merge",
          prepare=write("migrations/versions/b2_branch.py", BRANCH)),
+    Case("ambiguous-walk", ("downgrade",), 1, "name the revision to go down to", prepare=at_a_merge_point),
     Case("revision-syntax-error", ("upgrade",), 1, "does not compile",
          prepare=write("migrations/versions/b2_branch.py", BROKEN)),
     Case("lint-syntax-error", ("lint",), 1, "does not compile",
@@ -195,7 +225,7 @@ def test_bad_input_is_one_sentence_that_says_what_to_do(cli, project, database, 
            for name, value in case.env.items()}
     if case.prepare:
         case.prepare(project, database.url, tmp_path)
-    tables = database.tables()
+    tables, revision = database.tables(), database.revision()
     args = [arg.replace("{tmp}", str(tmp_path)) for arg in case.args]
     result = cli(*args, url=url.render_as_string(hide_password=False), env=env)
     output = result.stdout + result.stderr
@@ -205,4 +235,32 @@ def test_bad_input_is_one_sentence_that_says_what_to_do(cli, project, database, 
     assert case.says in (output if case.listed else errors[0]), output
     assert "Traceback" not in output and "Unexpected" not in output, output
     assert SECRET not in output
-    assert database.revision() == head_revision and database.tables() == tables  # nothing changed
+    assert database.revision() == revision and database.tables() == tables  # nothing changed
+
+
+def test_ssl_asked_of_a_server_without_it_is_one_sentence(cli, server_url, database):
+    if not server_url.host:
+        pytest.skip("the test server is reached on a Unix socket, where libpq ignores sslmode")
+    url = make_url(database.url).update_query_dict({"sslmode": "require"}).render_as_string(hide_password=False)
+    result = cli("status", url=url)
+    if result.returncode == 0:
+        pytest.skip("the test server accepts SSL")
+    assert result.returncode == 1 and "remove sslmode from the URL, or enable SSL" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and "Unexpected" not in result.stderr
+
+
+def test_init_says_what_comes_next_and_refuses_a_second_time(cli, project):
+    import shutil
+
+    shutil.rmtree(project / "migrations")
+    first = cli("init")
+    assert first.returncode == 0, first.stderr
+    assert (project / "migrations" / "env.py").exists()
+    assert "Please edit" not in first.stdout + first.stderr and "next, `python db_manage.py setup`" in first.stderr
+    second = cli("init")
+    assert second.returncode == 1 and "nothing to init" in second.stderr
+
+
+def test_help_texts_say_what_the_options_do(cli):
+    assert "needs FROM:TO" not in cli("downgrade", "--help").stdout
+    assert "--force" in cli("backup", "--help").stdout and "--any-revision" in cli("restore", "--help").stdout
