@@ -9,8 +9,10 @@ from sqlalchemy.exc import ArgumentError
 # Environment variables that may hold a URL with a password, scrubbed from every message.
 URL_VARIABLES = ("DATABASE_URL", "TEST_DATABASE_URL", "MIGRATION_DATABASE_URL", "TEST_MIGRATION_DATABASE_URL")
 # user:password@ up to the last @ of the URL (a password may hold an unencoded @), and ?password=.
-# Also in text that merely looks like a URL (a missing colon: postgresql//user:password@host).
-_CREDENTIALS = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*:?//[^:/@\s'\"]*:)[^\s'\"]*@", re.IGNORECASE)
+# Also in text that merely looks like a URL: a colon or slash missing (postgresql//user:password@host,
+# postgresql:/user:password@host), or no user (postgres:password@host).
+_CREDENTIALS = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*:?/{0,2}[^:/@\s'\"]*:)[^\s'\"]*@", re.IGNORECASE)
+_BARE_CREDENTIALS = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*:)(?!/)[^\s'\"/:@]+@", re.IGNORECASE)
 _QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)[^&\s'\"]*", re.IGNORECASE)
 
 
@@ -28,7 +30,7 @@ def normalise(raw, variable="DATABASE_URL"):
                           "@ : / in the password written %40 %3A %2F.") from None
     if url.get_backend_name() not in ("postgresql", "postgres"):
         raise ConfigError(
-            f"{variable} points to a {url.get_backend_name()} database ({mask(raw)}); "
+            f"{variable} points to a {url.get_backend_name()} database ({mask(url)}); "
             "this project uses PostgreSQL only: use a postgresql:// URL."
         )
     if not url.database:
@@ -46,7 +48,8 @@ def normalise(raw, variable="DATABASE_URL"):
 def mask(url):
     """Return url (a string or URL) as text with its password replaced by ***."""
     text = url.render_as_string(hide_password=True) if isinstance(url, URL) else str(url)
-    return _QUERY_PASSWORD.sub(r"\g<head>***", _CREDENTIALS.sub(r"\g<head>***@", text))
+    text = _BARE_CREDENTIALS.sub(r"\g<head>***@", _CREDENTIALS.sub(r"\g<head>***@", text))
+    return _QUERY_PASSWORD.sub(r"\g<head>***", text)
 
 
 def scrub(text):
@@ -66,5 +69,5 @@ def _password_of(raw):
         url = make_url(raw) if raw else None
         return url and (url.password or url.query.get("password"))
     except (ArgumentError, ValueError):
-        match = re.search(r"://[^:/@\s]*:([^@\s]+)@", raw)
+        match = re.search(r"^\s*[a-z][a-z0-9+.-]*:?/{0,2}(?:[^:/@\s]*:)?([^@\s]+)@", raw, re.IGNORECASE)
         return match.group(1) if match else None

@@ -5,16 +5,20 @@ preparation of the project copy, the exit code, and a word of the fix that the e
 Every row runs db_manage.py against its own database (with a password in its URL, which the
 server's trust authentication ignores), and checks that the database is exactly as before.
 """
+import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy.engine import make_url
 
 from conftest import Database, cli_env
 from db_manage_tool import dbadmin
+from db_manage_tool.database_url import ConfigError, mask, normalise, scrub
 
 SECRET = "s3cr3t-pw"
 
@@ -41,13 +45,13 @@ def write(relative, content):
     return prepare
 
 
-BRANCH = '''"""A second branch.
+EMPTY_REVISION = '''"""{message}
 
-Revision ID: b2a2c2d2e2f2
-Revises: 007244e3075d
+Revision ID: {revision}
+Revises: {revises}
 """
-revision = "b2a2c2d2e2f2"
-down_revision = "007244e3075d"
+revision = "{revision}"
+down_revision = {down!r}
 branch_labels = None
 depends_on = None
 
@@ -59,24 +63,10 @@ def upgrade():
 def downgrade():
     pass
 '''
-MERGE = '''"""Merge the branches.
-
-Revision ID: c3c3c3c3c3c3
-Revises: 3e1dd673592b, b2a2c2d2e2f2
-"""
-revision = "c3c3c3c3c3c3"
-down_revision = ("3e1dd673592b", "b2a2c2d2e2f2")
-branch_labels = None
-depends_on = None
-
-
-def upgrade():
-    pass
-
-
-def downgrade():
-    pass
-'''
+BRANCH = EMPTY_REVISION.format(message="A second branch.", revision="b2a2c2d2e2f2", revises="007244e3075d",
+                               down="007244e3075d")
+MERGE = EMPTY_REVISION.format(message="Merge the branches.", revision="c3c3c3c3c3c3",
+                              revises="3e1dd673592b, b2a2c2d2e2f2", down=("3e1dd673592b", "b2a2c2d2e2f2"))
 
 
 def at_a_merge_point(project, url, tmp_path):
@@ -264,3 +254,31 @@ def test_init_says_what_comes_next_and_refuses_a_second_time(cli, project):
 def test_help_texts_say_what_the_options_do(cli):
     assert "needs FROM:TO" not in cli("downgrade", "--help").stdout
     assert "--force" in cli("backup", "--help").stdout and "--any-revision" in cli("restore", "--help").stdout
+
+
+URL_SHAPES = (  # what users type, typos included
+    "postgresql://app:{pw}@127.0.0.1:5432/app", "postgresql//app:{pw}@127.0.0.1:5432/app",
+    "postgresql:/app:{pw}@127.0.0.1/app", "postgres:{pw}@127.0.0.1/app", "postgresql://app:{pw}@@127.0.0.1:5432",
+    "postgresql+asyncpg://app:{pw}@db/app", "mysql://app:{pw}@db/app", "postgresql://app:{pw}@db:port/app",
+    "postgresql://app@db/app?password={pw}", "  postgresql://app:{pw}@db/app  ", "postgresql://:{pw}@db/app",
+)
+
+
+@given(shape=st.sampled_from(URL_SHAPES),
+       password=st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="/?#"),
+                        max_size=12).map(lambda pw: f"Pw{pw}ZQ"))
+@settings(max_examples=300, deadline=None)
+def test_no_url_shape_shows_its_password(shape, password):
+    """Whatever the URL looks like, what the tool shows of it (announced, or refused) never holds its password."""
+    raw = shape.format(pw=password)
+    try:
+        shown = mask(normalise(raw))
+    except ConfigError as exc:
+        shown = str(exc)
+    os.environ["DATABASE_URL"] = raw
+    try:
+        scrubbed = scrub(f"connection to {raw} failed; the URL was {raw}")
+    finally:
+        del os.environ["DATABASE_URL"]
+    for text in (shown, scrubbed):
+        assert password not in text, text

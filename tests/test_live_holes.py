@@ -160,7 +160,7 @@ def downgrade():
 """
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL, signal.SIGINT], ids=["SIGTERM", "SIGKILL", "Ctrl-C"])
 def test_a_killed_upgrade_applies_nothing_and_leaves_no_child(project, database, head_revision, signum):
     (project / "migrations" / "versions" / "51e5105105fe_slow.py").write_text(SLOW)
     wrapper = subprocess.Popen([sys.executable, "db_manage.py", "upgrade"], cwd=project, env=cli_env(database.url),
@@ -173,9 +173,11 @@ def test_a_killed_upgrade_applies_nothing_and_leaves_no_child(project, database,
     assert children, "the upgrade runs in a child process"
     os.kill(wrapper.pid, signum)
     _, stderr = wrapper.communicate(timeout=30)
-    assert wrapper.returncode == (143 if signum == signal.SIGTERM else -9), stderr
+    assert wrapper.returncode == {signal.SIGTERM: 143, signal.SIGKILL: -9, signal.SIGINT: 130}[signum], stderr
     if signum == signal.SIGTERM:
         assert "Stopped by SIGTERM" in stderr and "Traceback" not in stderr
+    if signum == signal.SIGINT:
+        assert "Error: Interrupted (Ctrl-C)" in stderr and "Traceback" not in stderr
     time.sleep(5)  # past the revision's own four seconds: a child left behind would have committed by now
     assert database.revision() == head_revision
     assert "public.slow_marker" not in database.tables()
