@@ -17,6 +17,9 @@ from .application import announce_database, engine, metadata, migrate_extension
 from .migration_hooks import configure_args
 from .migration_safety import migration_run
 
+_logging_configured = set()  # the alembic.ini files whose logging sections this process has applied
+
+
 def run():
     """Run the migrations Alembic asked for, offline or online.
 
@@ -25,12 +28,14 @@ def run():
     """
     install_excepthook()
     config = context.config
-    if config.config_file_name and os.path.exists(config.config_file_name):
+    ini = config.config_file_name
+    if ini and ini not in _logging_configured and os.path.exists(ini):  # once per process: lint runs env.py per revision
         try:
-            fileConfig(config.config_file_name, disable_existing_loggers=False)
+            fileConfig(ini, disable_existing_loggers=False)
         except (KeyError, configparser.Error) as exc:  # logging.config reports a missing section as KeyError
-            raise Failure(f"The logging sections of {config.config_file_name} are broken ({exc}): fix them, or copy "
+            raise Failure(f"The logging sections of {ini} are broken ({exc}): fix them, or copy "
                           "them from Flask-Migrate's alembic.ini.") from exc
+        _logging_configured.add(ini)
     if context.is_offline_mode():
         run_offline()
     else:

@@ -1,9 +1,11 @@
 """`lint`: flag the operations of a revision that lock or break a live database, with a fix for each.
 
-Each revision's upgrade is rendered to SQL offline (`upgrade PREV:REV --sql`), every statement
+Each revision's upgrade is rendered to SQL offline (`upgrade PREV:REV --sql`, on one script
+directory for all of them, so the cost grows with the history, not its square), every statement
 tagged with the line of the revision file that emitted it (for `batch_op.<call>` inside
 `with op.batch_alter_table(...)`, the line of that call, though the SQL is emitted when the block
-ends); squawk checks the SQL, and its findings are reported at those lines. Findings on tables
+ends); squawk checks the SQL of every revision in one run, and its findings are reported at
+those lines. Findings on tables
 the same revision creates (in their CREATE TABLE too) are dropped, and so are type changes that
 PostgreSQL makes without rewriting the table (a varchar or text to a wider varchar or text, when
 the operation gives `existing_type=`). Style-only rules (timestamptz, bigint, identity, ...) are
@@ -11,6 +13,7 @@ reported with `--style` only. A line (or the line above it) may accept a finding
 `# lint: ignore[rule]`.
 """
 import contextlib
+import functools
 import io
 import json
 import os
@@ -18,11 +21,13 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
 import click
-from alembic import command
+from alembic.runtime.environment import EnvironmentContext
+from alembic.runtime.migration import MigrationStep
 from alembic.util import CommandError
 from alembic.ddl.base import AlterColumn
 from alembic.ddl.impl import DefaultImpl
@@ -92,13 +97,14 @@ def lint(revisions=(), excludes=(), style=False):
     script = script_directory()
     chosen = [script.get_revision(r) for r in revisions] if revisions else list(script.walk_revisions())
     skipped = (*(ALWAYS_EXCLUDED if style else DEFAULT_EXCLUDES), *excludes)
-    findings, unrendered = [], 0
+    rendered, unrendered = {}, 0
     for revision in reversed(chosen):
         try:
-            findings += lint_revision(revision, skipped)
+            rendered[revision] = render(revision, script)
         except NotRenderable as exc:
             click.echo(f"Warning: {exc}", err=True)
             unrendered += 1
+    findings = lint_rendered(rendered, skipped)
     for finding in findings:
         click.echo(finding)
     if findings:
@@ -122,25 +128,33 @@ def lint_written_since(started):
 def lint_files(paths):
     """Lint the revisions written to paths (after `migrate` or `revision`): findings are warnings only."""
     wanted = {Path(p).resolve() for p in paths}
+    script = script_directory()
     try:
-        findings = [f for revision in script_directory().walk_revisions() if Path(revision.path).resolve() in wanted
-                    for f in lint_revision(revision, DEFAULT_EXCLUDES)]
+        rendered = {revision: render(revision, script) for revision in script.walk_revisions()
+                    if Path(revision.path).resolve() in wanted}
+        findings = lint_rendered(rendered, DEFAULT_EXCLUDES)
     except Failure as exc:  # e.g. squawk not installed, or not renderable offline: the revision is written all the same
         findings = [f"the new revision was not linted: {exc}"]
     for finding in findings:
         click.echo(f"Warning: {finding}", err=True)
 
 
-def lint_revision(revision, excludes):
-    """Return the findings of one revision, as 'file:line: rule: message Fix: ...' sentences."""
-    statements = render(revision)
-    sql = "".join(statement.text for statement in statements)
+def lint_rendered(rendered, excludes):
+    """Return the findings of the rendered revisions ({revision: statements}), squawk run once over them all."""
+    sqls = {revision: "".join(statement.text for statement in statements) for revision, statements in rendered.items()}
+    reported = run_squawk(sqls.values(), excludes)
+    return [finding for number, (revision, statements) in enumerate(rendered.items())
+            for finding in revision_findings(revision, statements, sqls[revision], reported.get(number, []))]
+
+
+def revision_findings(revision, statements, sql, reported):
+    """Return one revision's findings, as 'file:line: rule: message Fix: ...' sentences, from squawk's on its SQL."""
     statement_of = [s for s in statements for _ in s.text.splitlines(keepends=True)]
     lines = sql.splitlines()
     created = new_tables(sql)
     source = Path(revision.path).read_text().splitlines()
     findings = []
-    for finding in run_squawk(sql, excludes):
+    for finding in reported:
         index, rule = finding["line"], finding["rule_name"]
         statement = statement_of[index] if index < len(statement_of) else None
         if statement is None or statement.line is None or on_new_table(lines, index, created):
@@ -167,16 +181,28 @@ def statement_head(lines, index):
     return " ".join(line for line in kept if line)
 
 
-def render(revision):
-    """Return the Statements of the revision's upgrade, rendered offline."""
+def render(revision, script):
+    """Return the Statements of the revision's upgrade, rendered offline (`upgrade DOWN:REV --sql`).
+
+    It runs as `command.upgrade` does, but on the script directory given, which loads every
+    revision file once for all the revisions linted (a new one per revision made lint quadratic).
+    """
     recorder = SQLRecorder(revision.path)
     config = alembic_config()
     config.output_buffer = recorder
     down = revision.down_revision
     down = down[0] if isinstance(down, tuple) else down
+
+    def upgrade(current, context):
+        if isinstance(revision.down_revision, tuple):  # a merge: Alembic walks to it from the first parent
+            return script._upgrade_revs(revision.revision, current)
+        return [MigrationStep.upgrade_from_script(script.revision_map, revision)]  # one step: no walk of the map
+
     try:
         with contextlib.redirect_stderr(io.StringIO()), recorder.watching():  # redirect: Alembic's INFO lines
-            command.upgrade(config, f"{down}:{revision.revision}" if down else revision.revision, sql=True)
+            with EnvironmentContext(config, script, fn=upgrade, as_sql=True, starting_rev=down,
+                                    destination_rev=revision.revision):
+                script.run_env()
     except (Failure, CommandError):
         raise
     except Exception as exc:  # the revision's own code failed without a database (it reads rows, say)
@@ -204,7 +230,7 @@ class SQLRecorder:
     def revision_line(self):
         """Return the line of the revision file that the current call comes from, or None."""
         frame = sys._getframe(1)
-        while frame is not None and os.path.realpath(frame.f_code.co_filename) != self.path:
+        while frame is not None and real_path(frame.f_code.co_filename) != self.path:
             frame = frame.f_back
         return frame.f_lineno if frame else None
 
@@ -235,6 +261,12 @@ class SQLRecorder:
 
         with replaced(BatchOperationsImpl, "__init__", init), replaced(DefaultImpl, "_exec", exec_):
             yield
+
+
+@functools.lru_cache(maxsize=4096)
+def real_path(filename):
+    """Return os.path.realpath(filename), once per file name (asked for every frame of every statement)."""
+    return os.path.realpath(filename)
 
 
 @contextlib.contextmanager
@@ -314,17 +346,28 @@ def check_rules(excludes):
                                "https://squawkhq.com/docs/rules).")
 
 
-def run_squawk(sql, excludes):
-    """Return squawk's JSON findings for sql (lines 0-based), without the excluded rules."""
-    result = subprocess.run([squawk_program(), "--reporter", "json", f"--exclude={','.join(excludes)}"],
-                            input=sql, capture_output=True, text=True)
+def run_squawk(sqls, excludes):
+    """Return squawk's JSON findings (lines 0-based) on each SQL text, without the excluded rules, as
+    {position in sqls: [findings]}: one squawk process for them all, each text in a file of its own."""
+    with tempfile.TemporaryDirectory(prefix="db_manage_lint_") as folder:
+        paths = []
+        for number, sql in enumerate(sqls):
+            paths.append(Path(folder) / f"{number}.sql")
+            paths[-1].write_text(sql)
+        if not paths:
+            return {}
+        result = subprocess.run([squawk_program(), "--reporter", "json", f"--exclude={','.join(excludes)}",
+                                 *map(str, paths)], capture_output=True, text=True, cwd=folder)
     try:
         findings = json.loads(result.stdout) if result.stdout.strip() else None
     except json.JSONDecodeError:
         findings = None
     if findings is None and (result.returncode != 0 or result.stderr.strip()):
         raise Failure(f"squawk could not check the SQL: {result.stderr.strip() or result.stdout.strip()}")
-    return findings or []
+    by_text = {}
+    for finding in findings or []:
+        by_text.setdefault(int(Path(finding["file"]).stem), []).append(finding)
+    return by_text
 
 
 def new_tables(sql):
