@@ -5,6 +5,7 @@ the tool's comparison settings and hooks, with whatever the application gave Mig
 on top (its own include_name and process_revision_directives run after the tool's).
 """
 import logging
+import os
 
 import click
 from alembic.operations import ops
@@ -82,11 +83,17 @@ def process_revision_directives(context, revision, directives):
         click.echo(f"Warning: {warning}", err=True)
 
 
+LISTED_MODULES = 8  # beyond this many model modules, the no-change message gives a count and their package
+
+
 def model_modules():
-    """Return the modules that define the application's mapped models, as one readable list."""
+    """Return the modules that define the application's mapped models: listed when few, else counted."""
     registry = getattr(getattr(database(), "Model", None), "registry", None)
     modules = sorted({mapper.class_.__module__ for mapper in registry.mappers}) if registry else []
-    return ", ".join(modules) or "none"
+    if len(modules) <= LISTED_MODULES:
+        return ", ".join(modules) or "none"
+    package = os.path.commonprefix([m.split(".") for m in modules])
+    return f"{len(modules)} modules" + (f" under {'.'.join(package)}" if package else "")
 
 
 def rename_warnings(upgrade_ops):

@@ -1,7 +1,7 @@
 """The guide's troubleshooting, solved by the tool: each case as it happens, on a real database."""
 import re
 
-from conftest import versions
+from conftest import add_model, versions
 
 COMMENT_MODEL = '''
 from app import db
@@ -42,6 +42,22 @@ def test_no_change_names_the_model_modules_it_loaded(cli, project, database):
     assert result.returncode == 0 and versions(project) == before
     line = next(line for line in result.stderr.splitlines() if "No changes in schema detected" in line)
     assert "app.models.page_view, app.models.post" in line and "app.models.user" in line
+
+
+def test_no_change_counts_the_model_modules_when_there_are_many(cli, project, database):
+    for number in range(8):  # 3 demo modules + 8: more than the message lists one by one
+        add_model(project, f"extra{number}", f"""from app import db
+
+
+class Extra{number}(db.Model):
+    __tablename__ = "extra{number}"
+    id = db.Column(db.Integer, primary_key=True)
+""")
+    assert cli("migrate", "Extras").returncode == 0 and cli("upgrade").returncode == 0
+    result = cli("migrate", "Nothing")
+    line = next(line for line in result.stderr.splitlines() if "No changes in schema detected" in line)
+    assert "model modules loaded: 11 modules under app.models)" in line and "extra3" not in line
+    assert "public.extra7" in database.tables()
 
 
 def test_migrate_behind_head_names_the_pending_revisions(cli, project, database):
