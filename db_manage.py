@@ -13,7 +13,6 @@ import os
 import re
 import shlex
 import sys
-import time
 
 NOT_INSTALLED = ("The project's packages are not installed for {}: run `.venv/bin/python db_manage.py`, "
                  "activate the virtualenv (`. .venv/bin/activate`), or `pip install -r requirements-dev.txt`.")
@@ -26,25 +25,24 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 PGDATA = os.path.join(ROOT, "instance", "pgdata")  # the embedded PostgreSQL's data directory
 
 
-def flask_db(*args):
-    """Run `flask db ARGS` with this interpreter in the project folder and return its exit code."""
+def flask_db(*args, lint_written=False):
+    """Run `flask db ARGS` with this interpreter in the project folder and return its exit code.
+
+    With lint_written, the child also lints the revision files it writes (warnings only), with the
+    application it has loaded already.
+    """
     click.echo(f"$ flask db {shlex.join(args)}", err=True)
     from db_manage_tool import children  # signals passed on: the child never outlives this process
 
     command = [sys.executable, "-m", "db_manage_tool.flask_db", "db", *args]  # flask's own CLI, errors in one line
-    code = children.run(command, cwd=ROOT).returncode
+    env = {**os.environ, "DB_MANAGE_LINT_WRITTEN": "1"} if lint_written else None
+    code = children.run(command, cwd=ROOT, env=env).returncode
     return code if code in (0, 1, 2) else 1
 
 
 def lint_new_revisions(*args):
-    """Run `flask db ARGS`; lint the revision files it wrote, warning only; return its exit code."""
-    started = time.time()
-    code = flask_db(*args)
-    if code == 0:
-        from db_manage_tool.lint import lint_written_since
-
-        in_app(lint_written_since, started, announce=False)  # the child already said which database
-    return code
+    """Run `flask db ARGS`, which lints the revision files it wrote (warnings only); return its exit code."""
+    return flask_db(*args, lint_written=True)
 
 
 def in_app(work, *args, announce=True, **kwargs):

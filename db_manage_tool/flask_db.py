@@ -7,11 +7,14 @@ a migration runs; and Flask-Migrate's own errors reach stderr even when an env.p
 setup has disabled its logger.
 """
 import logging
+import os
 import sys
+import time
 
 from .errors import install_excepthook, reword, scrub, with_invocation
 from .revisions import use_first_line_messages
 
+LINT_VARIABLE = "DB_MANAGE_LINT_WRITTEN"  # set by db_manage.py for migrate and revision
 # The `flask db` commands that run migrations: a note precedes them when env.py is not the tool's.
 MIGRATING = {"upgrade", "downgrade", "migrate", "stamp"}
 
@@ -51,15 +54,39 @@ def prepared_app(command, offline=False):
 
 
 def main():
-    """Run `flask ARGS` on the application loaded by prepared_app()."""
+    """Run `flask ARGS` on the application loaded by prepared_app(); lint what it wrote when asked to."""
     import flask_migrate
-    from flask.cli import ScriptInfo, cli
 
     install_excepthook()
     use_first_line_messages()
     flask_migrate.log = ErrorsToStderr(logging.getLogger("flask_migrate"))
     app = prepared_app(sys.argv[2] if len(sys.argv) > 2 else "", offline="--sql" in sys.argv)
-    cli.main(prog_name="flask", obj=ScriptInfo(create_app=lambda: app))
+    started = time.time()
+    code = run_flask(app)
+    if code == 0 and os.environ.get(LINT_VARIABLE) == "1":
+        from .lint import lint_written_since
+
+        with app.app_context():  # the application is loaded once, for the migration and its lint
+            lint_written_since(started)
+    sys.exit(code)
+
+
+def run_flask(app):
+    """Run Flask's CLI on app as `flask` would, and return its exit code instead of exiting."""
+    import click
+    from flask.cli import ScriptInfo, cli
+
+    try:
+        cli.main(prog_name="flask", obj=ScriptInfo(create_app=lambda: app), standalone_mode=False)
+    except SystemExit as exc:  # Flask-Migrate exits 1 on its own errors
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
