@@ -79,6 +79,21 @@ def require_words(message):
         raise click.UsageError("MESSAGE is empty: say what the migration does, e.g. \"Add phone to users\".")
 
 
+def revision_argument(ctx, param, value):
+    """Refuse an empty REVISION (an unset shell variable would otherwise mean head, or one step down)
+    and a FROM:TO range without --sql, which only offline SQL takes."""
+    values = value if isinstance(value, tuple) else (value,)
+    for item in values:
+        if item is not None and not item.strip():
+            raise click.BadParameter("is empty: give a revision id, head, base or a step such as -1 (leave it "
+                                     "out for the default).")
+        if item and ":" in item and ctx.command.name in ("upgrade", "downgrade", "stamp", "lint"):
+            if not ctx.params.get("sql", False) or ctx.command.name in ("stamp", "lint"):
+                raise click.BadParameter(f"{item!r}: a FROM:TO range is only for --sql (offline SQL); give one "
+                                         "revision.")
+    return value
+
+
 class WorkflowGroup(click.Group):
     """A command group that lists its commands in the order they are defined: the workflow's order."""
 
@@ -207,16 +222,16 @@ def migrate(message):
 
 
 @cli.command()
-@click.argument("revision", required=False)
-@click.option("--sql", is_flag=True, help="Print the SQL instead of running it.  [default: off]")
+@click.argument("revision", required=False, callback=revision_argument)
+@click.option("--sql", is_flag=True, is_eager=True, help="Print the SQL instead of running it.  [default: off]")
 def upgrade(revision, sql):
     """Apply migrations up to REVISION  [default: head]."""
     return flask_db("upgrade", *([revision] if revision else []), *(["--sql"] if sql else []))
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})  # so that -1, -2 are revisions
-@click.argument("revision", required=False)
-@click.option("--sql", is_flag=True,
+@click.argument("revision", required=False, callback=revision_argument)
+@click.option("--sql", is_flag=True, is_eager=True,
               help="Print the SQL instead of running it (from the database's revision, or give FROM:TO).  "
                    "[default: off]")
 def downgrade(revision, sql):
@@ -228,7 +243,7 @@ def downgrade(revision, sql):
 
 
 @cli.command()
-@click.argument("revisions", nargs=-1)
+@click.argument("revisions", nargs=-1, callback=revision_argument)
 @click.option("--exclude", multiple=True, metavar="RULE", help="A squawk rule to skip (repeatable).  [default: none]")
 @click.option("--style", is_flag=True, help="Also report style-only rules (timestamptz, bigint, ...).  [default: off]")
 def lint(revisions, exclude, style):
@@ -265,7 +280,7 @@ def revision(message):
 
 
 @cli.command()
-@click.argument("revision")
+@click.argument("revision", callback=revision_argument)
 @click.option("--purge", is_flag=True, help="First forget what the database records (a lost revision).  [default: off]")
 def stamp(revision, purge):
     """Record REVISION as the database's revision; runs no migration."""
@@ -278,6 +293,7 @@ def merge(message):
     """Write a revision that joins every head (after two branches each added a migration)."""
     from db_manage_tool.revisions import ensure_several_heads
 
+    require_words(message)
     in_app(ensure_several_heads, announce=False)
     return flask_db("merge", "--message", message, "heads")
 
@@ -402,7 +418,8 @@ def main():
         code = exc.exit_code
     except click.Abort as exc:
         interrupted = isinstance(exc.__cause__, KeyboardInterrupt)  # Ctrl-C, which click turns into Abort
-        click.echo("Interrupted." if interrupted else "Aborted.", err=True)
+        click.echo("Error: Interrupted (Ctrl-C): the command stopped; a transaction it had open was rolled back."
+                   if interrupted else "Aborted.", err=True)
         code = 130 if interrupted else 1
     except Exception as exc:  # an expected failure of a command run in this process
         from db_manage_tool.errors import report

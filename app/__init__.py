@@ -85,6 +85,9 @@ def bind_database(app):
     """Set SQLALCHEMY_DATABASE_URI from overrides, the URL variable, or the embedded server."""
     variable = app.config["DATABASE_URL_VARIABLE"]
     raw = app.config.get("SQLALCHEMY_DATABASE_URI") or os.environ.get(variable)
+    if raw is not None and not str(raw).strip():  # `DATABASE_URL=` in .env: not a wish for the embedded server
+        raise ConfigError(f"{variable} is set but empty: give it a URL, or remove the line to use the embedded "
+                          "PostgreSQL.")
     if raw:
         parsed = normalise(str(raw), variable)
         url, where = parsed.render_as_string(hide_password=False), mask(parsed)  # masked from the parsed URL

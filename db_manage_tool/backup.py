@@ -30,6 +30,8 @@ def backup(output=None, force=False):
     target = Path(output).resolve() if output else free_name(project_root() / "backups" / f"backup_{datetime.now():%Y%m%d_%H%M%S}")
     if target.is_dir():
         raise Failure(f"{target} is a folder: give --output a file name in it. Nothing was written.")
+    if target.exists() and not target.is_file():  # a device, a FIFO: --force must never replace it
+        raise Failure(f"{target} is not a regular file: give --output the name of a file. Nothing was written.")
     if target.exists() and not force:
         raise Failure(f"{target} already exists: give another --output, or pass --force to replace it. "
                       "Nothing was written.")

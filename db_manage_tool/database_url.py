@@ -11,7 +11,7 @@ URL_VARIABLES = ("DATABASE_URL", "TEST_DATABASE_URL", "MIGRATION_DATABASE_URL", 
 # user:password@ up to the last @ of the URL (a password may hold an unencoded @), and ?password=.
 # Also in text that merely looks like a URL: a colon or slash missing (postgresql//user:password@host,
 # postgresql:/user:password@host), or no user (postgres:password@host).
-_CREDENTIALS = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*:?/{0,2}[^:/@\s'\"]*:)[^\s'\"]*@", re.IGNORECASE)
+_CREDENTIALS = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*(?::/{1,2}|//)[^:/@\s'\"]*:)[^\s'\"]*@", re.IGNORECASE)
 _BARE_CREDENTIALS = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*:)(?!/)[^\s'\"/:@]+@", re.IGNORECASE)
 _QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)[^&\s'\"]*", re.IGNORECASE)
 
@@ -35,6 +35,9 @@ def normalise(raw, variable="DATABASE_URL"):
         )
     if not url.database:
         raise ConfigError(f"{variable} names no database: add one, as in postgresql://user@host:5432/NAME.")
+    if len(url.database.encode()) > 63:  # PostgreSQL would cut it, so two long names could be one database
+        raise ConfigError(f"{variable} names a database of {len(url.database.encode())} bytes; PostgreSQL keeps "
+                          "63 at most: choose a shorter name.")
     driver = url.drivername.partition("+")[2]
     if driver and driver != "psycopg2":
         raise ConfigError(f"{variable} asks for the {driver} driver ({url.drivername}://), which this project does "

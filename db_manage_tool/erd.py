@@ -7,6 +7,7 @@ import click
 from sqlalchemy.dialects import postgresql
 
 from .application import metadata
+from .errors import Failure
 
 HEADER = """# Entity-relationship diagram
 
@@ -21,7 +22,11 @@ def erd(output=None):
     diagram = mermaid(metadata())
     if output is None:
         return click.echo(diagram, nl=False)
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    path = Path(output)
+    if path.exists() and not (path.is_file() and path.read_text(errors="replace").startswith(HEADER.splitlines()[0])):
+        raise Failure(f"{path} exists and is not a diagram this command wrote: give --output another file, or "
+                      "delete it first. Nothing was written.")
+    path.parent.mkdir(parents=True, exist_ok=True)
     shown = os.path.relpath(output)
     Path(output).write_text(HEADER.format(path=shown) + "```mermaid\n" + diagram + "```\n")
     click.echo(f"Diagram of {len(metadata().tables)} tables written to {shown}.", err=True)

@@ -1,5 +1,6 @@
 """Expected failures turned into one readable sentence, with every password masked."""
 import configparser
+import errno
 import os
 import re
 import sys
@@ -25,6 +26,19 @@ def describe(exc):
         return scrub(str(exc))
     if isinstance(exc, OSError) and exc.filename and not type(exc).__module__.startswith("psycopg2"):
         return scrub(file_problem(exc))
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return "No space left on the device being written (the output, or a file the command writes): free some space."
+    revision_file = failing_revision_file(exc)
+    if revision_file:
+        return scrub(f"{revision_file} failed to load ({type(exc).__name__}: {first_line(str(exc))}): fix it, or move "
+                     "it out of migrations/versions.")
+    if isinstance(exc, KeyError) and raised_in(exc, "alembic"):
+        return (f"A revision file names {exc.args[0]!r} as its down_revision (or depends_on), but no file in "
+                "migrations/versions has that revision: fix that line, or restore the missing file.")
+    if type(exc).__name__ in ("RevisionError", "MultipleHeads", "ResolutionError") and "overlaps" in str(exc):
+        return ("The database records several revisions on one line of history (alembic_version has overlapping "
+                f"rows: {first_line(str(exc))}): repair the record with `python db_manage.py stamp --purge REVISION` "
+                "(the revision the schema really is at, often head).")
     if isinstance(exc, SyntaxError) and exc.filename:
         return scrub(f"{exc.filename} line {exc.lineno} does not compile ({exc.msg}): fix it, or move it away.")
     if isinstance(exc, configparser.Error):
@@ -58,6 +72,12 @@ ALEMBIC_MESSAGES = (
     (r"Target database is not up to date",
      "The database is not at the migrations' head: run `python db_manage.py upgrade` first (with several heads, "
      "`python db_manage.py merge -m \"Merge branches\"` joins them), then run migrate again."),
+    (r"Multiple heads are present",
+     "The migrations have several heads: name one (`python db_manage.py heads` lists them), or join them with "
+     "`python db_manage.py merge -m \"Merge branches\"`."),
+    (r"downgrade with --sql requires",
+     "downgrade --sql does not read the database, so it needs FROM:TO, as in `python db_manage.py downgrade --sql "
+     "head:base`."),
     (r"Path doesn't exist: (?P<path>.+)",
      "There is no migrations folder at {path}: run `python db_manage.py setup` (or `init`) to create it."),
     (r"Directory (?P<path>.+) already exists and is not empty",
@@ -93,6 +113,17 @@ def file_problem(exc):
     if isinstance(exc, FileNotFoundError):
         return f"{path} does not exist: check the path, or choose another place."
     return f"{exc.strerror or type(exc).__name__} for {path}: check that path and its permissions, or choose another place."
+
+
+def failing_revision_file(exc):
+    """Return the revision file (under a versions/ folder) whose own code raised exc while it loaded, or None."""
+    tb, found = exc.__traceback__, None
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if f"{os.sep}versions{os.sep}" in name and tb.tb_frame.f_code.co_name == "<module>":
+            found = name
+        tb = tb.tb_next
+    return found
 
 
 def raised_in(exc, package):
@@ -216,6 +247,10 @@ def traceback_helps(exc):
     if getattr(exc, "traceback_helps", False):
         return True
     if getattr(exc, "expected", False) or getattr(getattr(exc, "orig", None), "pgcode", None) == INSUFFICIENT_PRIVILEGE:
+        return False
+    from alembic.util import CommandError
+
+    if isinstance(exc, CommandError) or (isinstance(exc, OSError) and (exc.filename or exc.errno == errno.ENOSPC)):
         return False
     return not isinstance(exc, Failure | ConfigError | OperationalError | SyntaxError | configparser.Error)
 

@@ -35,6 +35,7 @@ from alembic.operations.batch import BatchOperationsImpl
 from sqlalchemy.exc import CompileError
 
 from .errors import Failure
+from .application import migrations_directory
 from .migration_hooks import alembic_config, script_directory
 
 # Handled elsewhere: env.py sets lock_timeout, and a statement_timeout would cut legitimate long backfills.
@@ -94,8 +95,11 @@ class Statement(NamedTuple):
 def lint(revisions=(), excludes=(), style=False):
     """Lint the given revisions (default: all), with the style rules if style; print each finding, fail if any."""
     check_rules(excludes)
+    if not (migrations_directory() / "env.py").exists():  # else nothing would be rendered, and CI would pass
+        raise Failure(f"{migrations_directory()} has no env.py: run `python db_manage.py adopt` to write the tool's.")
     script = script_directory()
-    chosen = [script.get_revision(r) for r in revisions] if revisions else list(script.walk_revisions())
+    chosen = list(dict.fromkeys(revision_named(script, r) for r in revisions)) if revisions else list(
+        script.walk_revisions())
     skipped = (*(ALWAYS_EXCLUDED if style else DEFAULT_EXCLUDES), *excludes)
     rendered, unrendered = {}, 0
     for revision in reversed(chosen):
@@ -111,6 +115,15 @@ def lint(revisions=(), excludes=(), style=False):
         raise Failure(f"{len(findings)} migration finding(s): fix them, or accept one with `# lint: ignore[RULE]`.")
     skipped_note = f" ({unrendered} could not be rendered offline: see the warnings)" if unrendered else ""
     click.echo(f"No finding in {len(chosen) - unrendered} revision(s){skipped_note}.")
+
+
+def revision_named(script, name):
+    """Return the revision that name (an id or its first characters, head) stands for, or raise click.UsageError."""
+    found = script.get_revision(name)
+    if found is None:  # base, or nothing
+        raise click.UsageError(f"{name!r} is no revision to lint: give revision ids (or their first characters), or "
+                               "none for every revision.")
+    return found
 
 
 class NotRenderable(Failure):
@@ -335,6 +348,8 @@ def squawk_program():
 
 def check_rules(excludes):
     """Raise click.UsageError when squawk does not know a rule given to --exclude (it would skip nothing)."""
+    if any(not rule.strip() for rule in excludes):
+        raise click.UsageError("--exclude needs a rule name, e.g. --exclude ban-drop-column.")
     if not excludes:
         return
     result = subprocess.run([squawk_program(), f"--exclude={','.join(excludes)}"], input="SELECT 1;",

@@ -82,6 +82,9 @@ def reset_database(yes):
     drops), and a revision with an autocommit_block cannot run inside a transaction: then the drops
     are committed first and the migrations run as a second step (a rerun finishes a failed one).
     """
+    if not (migrations_directory() / "env.py").exists():  # the migrations could not run after the drops
+        raise Failure(f"{migrations_directory()} has no env.py, so nothing could migrate the database after the "
+                      "drops: run `python db_manage.py adopt` (or `setup` for a new project) first. Nothing was changed.")
     atomic = is_tool_environment(migrations_directory())
     try:
         revision, mark = drop_and_migrate(yes, atomic)

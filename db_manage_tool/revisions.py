@@ -56,8 +56,25 @@ def ensure_known(script, current):
             "Nothing was changed.")
 
 
+def ensure_complete(script):
+    """Raise Failure naming a revision file whose down_revision no file has (Alembic would see one more head)."""
+    try:
+        revisions = list(script.walk_revisions())
+    except KeyError as exc:
+        raise Failure(f"A revision file names {exc.args[0]!r} as its down_revision, but no file in migrations/versions "
+                      "has that revision: fix that line, or restore the missing file.") from None
+    known = {revision.revision for revision in revisions}
+    for revision in revisions:
+        down = revision.down_revision
+        for parent in (down if isinstance(down, tuple) else (down,)):
+            if parent is not None and parent not in known:
+                raise Failure(f"{revision.path} names {parent!r} as its down_revision, but no file in "
+                              "migrations/versions has that revision: fix that line, or restore the missing file.")
+
+
 def ensure_single_head(script):
     """Raise Failure naming the heads and the fix when the migrations have branched."""
+    ensure_complete(script)
     heads = script.get_heads()
     if len(heads) > 1:
         described = "; ".join(f"{h} ({script.get_revision(h).doc})" for h in heads)

@@ -327,6 +327,9 @@ def is_package(name):
 def seed_function():
     """Return the application's seed function, or raise Failure saying where to write one."""
     name = seed_module_name()
+    if not isinstance(name, str) or not name.strip():
+        raise Failure(f"SEED_MODULE must be a module name such as 'app.seeds', not {name!r}: correct "
+                      "app.config['SEED_MODULE']. Nothing was changed.")
     try:
         module = importlib.import_module(name)
     except SyntaxError as exc:

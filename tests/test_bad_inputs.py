@@ -132,6 +132,28 @@ CASES = [
     Case("two-heads-migrate", ("migrate", "Add things"), 1, "merge",
          prepare=write("migrations/versions/b2_branch.py", BRANCH)),
     Case("ambiguous-walk", ("downgrade",), 1, "name the revision to go down to", prepare=at_a_merge_point),
+    Case("revision-raises-at-import", ("status",), 1, "failed to load (RuntimeError: boom",
+         prepare=write("migrations/versions/b2_branch.py", BRANCH.replace("import", "import", 1).replace(
+             'revision = "b2a2c2d2e2f2"', 'raise RuntimeError("boom")\nrevision = "b2a2c2d2e2f2"'))),
+    Case("down-revision-missing", ("upgrade",), 1, "no file in migrations/versions has that revision",
+         prepare=write("migrations/versions/b2_branch.py", BRANCH.replace("'007244e3075d'", "'abcabcabcabc'"))),
+    Case("empty-revision-upgrade", ("upgrade", ""), 2, "is empty"),
+    Case("empty-revision-downgrade", ("downgrade", ""), 2, "is empty"),
+    Case("empty-revision-stamp", ("stamp", ""), 2, "is empty"),
+    Case("range-without-sql", ("upgrade", "007244e3075d:3e1dd673592b"), 2, "only for --sql"),
+    Case("downgrade-sql-without-range", ("downgrade", "base", "--sql"), 1, "needs FROM:TO"),
+    Case("empty-merge-message", ("merge", "-m", ""), 2, "MESSAGE is empty"),
+    Case("lint-base", ("lint", "base"), 2, "no revision to lint"),
+    Case("lint-empty-exclude", ("lint", "--exclude", ""), 2, "needs a rule name"),
+    Case("reset-without-env-py", ("reset", "--yes"), 1, "has no env.py",
+         prepare=lambda project, url, tmp_path: (project / "migrations" / "env.py").unlink()),
+    Case("lint-without-env-py", ("lint",), 1, "has no env.py",
+         prepare=lambda project, url, tmp_path: (project / "migrations" / "env.py").unlink()),
+    Case("erd-over-another-file", ("erd", "--output", "run.py"), 1, "not a diagram this command wrote"),
+    Case("backup-over-a-device", ("backup", "--output", "/dev/null", "--force"), 1, "not a regular file"),
+    Case("dotenv-empty-url", ("status",), 1, "set but empty", env={"DATABASE_URL": ""}),
+    Case("url-long-database-name", ("status",), 1, "63 at most",
+         env=with_url("DATABASE_URL", lambda u: u.set(database="x" * 70))),
     Case("revision-syntax-error", ("upgrade",), 1, "does not compile",
          prepare=write("migrations/versions/b2_branch.py", BROKEN)),
     Case("lint-syntax-error", ("lint",), 1, "does not compile",
@@ -282,3 +304,9 @@ def test_no_url_shape_shows_its_password(shape, password):
         del os.environ["DATABASE_URL"]
     for text in (shown, scrubbed):
         assert password not in text, text
+
+
+@pytest.mark.parametrize("url", ["postgresql+psycopg2://postgres@127.0.0.1:5432/app", "postgresql://app@/db?host=/tmp/x",
+                                 "postgres://u@h/d", "postgresql+psycopg2://postgres:***@127.0.0.1:5432/app"])
+def test_a_url_without_a_password_is_shown_whole(url):
+    assert mask(url) == url
