@@ -74,9 +74,13 @@ def app_import_path(value, base):
 
 
 def require_words(message):
-    """Refuse an empty or blank revision message: it names the file and shows in history."""
+    """Refuse an empty or blank revision message, or one that is not text: it names the file and shows in history."""
     if not message.strip():
         raise click.UsageError("MESSAGE is empty: say what the migration does, e.g. \"Add phone to users\".")
+    try:
+        message.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8, passed through by the shell
+        raise click.UsageError("MESSAGE is not UTF-8 text: retype it.") from None
 
 
 def revision_argument(ctx, param, value):
@@ -92,6 +96,9 @@ def revision_argument(ctx, param, value):
                 raise click.BadParameter(f"{item!r}: a FROM:TO range is only for --sql (offline SQL); give one "
                                          "revision.")
     return value
+
+
+GLOBAL_OPTIONS = ("--verbose", "--config", "--app")
 
 
 class WorkflowGroup(click.Group):
@@ -164,6 +171,13 @@ def reset(yes, then_seed, table, schema):
     in_app(reset, yes, table, schema, then_seed)
 
 
+def non_empty_paths(ctx, param, values):
+    """Refuse an empty PATH (an unset shell variable), which would mean the project folder."""
+    if any(not value.strip() for value in values):
+        raise click.BadParameter("is empty: give a JSON or CSV file, or a folder of them.")
+    return values
+
+
 def row_requests(ctx, param, values):
     """Return --rows NAME=COUNT values as (name, count) pairs; refuse any other form."""
     from db_manage_tool.generate import MAX_ROWS
@@ -183,7 +197,7 @@ def row_requests(ctx, param, values):
 @click.option("--rows", multiple=True, metavar="MODEL=COUNT", callback=row_requests,
               help="Generate COUNT rows of MODEL (a model or [schema.]table name) from its columns; repeat for "
                    "several, parents are filled first.  [default: none: run the seed file]")
-@click.option("--fixture", "fixtures", multiple=True, metavar="PATH",
+@click.option("--fixture", "fixtures", multiple=True, metavar="PATH", callback=non_empty_paths,
               help="Add the rows of a JSON or CSV file (or of every such file in a folder) by natural key; "
                    "repeatable.  [default: none]")
 def seed(rows, fixtures):
@@ -413,6 +427,12 @@ def main():
     """Run the command line and exit with its code; the one place where a failure becomes an exit code."""
     try:
         code = cli.main(prog_name="db_manage.py", complete_var="_DB_MANAGE_COMPLETE", standalone_mode=False)
+    except click.NoSuchOption as exc:
+        if exc.option_name in GLOBAL_OPTIONS:  # `status --verbose`: said after the command
+            exc.message += f" ({exc.option_name} is a global option: put it before the command, as in " \
+                           f"`python db_manage.py {exc.option_name} COMMAND`)"
+        exc.show()
+        code = exc.exit_code
     except click.ClickException as exc:
         exc.show()
         code = exc.exit_code

