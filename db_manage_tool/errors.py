@@ -94,11 +94,9 @@ ALEMBIC_MESSAGES = (
 
 def reword(message):
     """Return Alembic's message as a sentence that says what to do (the original is kept when not known)."""
-    import re as regex
-
     text = first_line(message).removeprefix("Error: ").rstrip(".")
     for pattern, sentence in ALEMBIC_MESSAGES:
-        match = regex.search(pattern, text)
+        match = re.search(pattern, text)
         if match:
             return sentence.format(**{k: v.strip("'\"") for k, v in match.groupdict().items()})
     return first_line(message).removeprefix("Error: ")
