@@ -12,7 +12,7 @@ URL_VARIABLES = ("DATABASE_URL", "TEST_DATABASE_URL", "MIGRATION_DATABASE_URL", 
 # Also in text that merely looks like a URL: a colon or slash missing (postgresql//user:password@host,
 # postgresql:/user:password@host), or no user (postgres:password@host).
 _CREDENTIALS = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*(?::/{1,2}|//)[^:/@\s'\"]*:)[^\s'\"]*@", re.IGNORECASE)
-_BARE_CREDENTIALS = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*:)(?!/)[^\s'\"/:@]+@", re.IGNORECASE)
+_BARE_CREDENTIALS = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*:)(?!/)[^\s'\"/@]+@", re.IGNORECASE)
 _QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)[^&\s'\"]*", re.IGNORECASE)
 
 
