@@ -167,7 +167,7 @@ def test_a_killed_upgrade_applies_nothing_and_leaves_no_child(project, database,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not database.scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(4)%'"):
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep(4)%'"):
         time.sleep(0.1)
     children = [int(pid) for pid in Path(f"/proc/{wrapper.pid}/task/{wrapper.pid}/children").read_text().split()]
     assert children, "the upgrade runs in a child process"
@@ -182,7 +182,7 @@ def test_a_killed_upgrade_applies_nothing_and_leaves_no_child(project, database,
     assert database.revision() == head_revision
     assert "public.slow_marker" not in database.tables()
     assert not [pid for pid in children if alive(pid)], "the child ended with the wrapper"
-    assert database.scalar("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(4)%'") == 0
+    assert database.scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep(4)%'") == 0
 
 
 def alive(pid):
@@ -269,7 +269,8 @@ def kill_wrapper_waiting_in(project, database, args, program, signum):
         wrapper = subprocess.Popen([sys.executable, "db_manage.py", *args], cwd=project, env=cli_env(database.url),
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert wait_until(lambda: database.scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name AND wait_event_type = 'Lock'",
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name AND wait_event_type = 'Lock' "
+            "AND datname = current_database()",
             name=program)), f"{program} waits for its lock"
         children = [int(pid) for pid in Path(f"/proc/{wrapper.pid}/task/{wrapper.pid}/children").read_text().split()]
         os.kill(wrapper.pid, signum)
@@ -319,7 +320,7 @@ def test_a_killed_reset_lets_go_of_its_locks_at_once_and_is_undone(project, data
     database.execute("INSERT INTO users (username, email) VALUES ('kept', 'kept@example.com')")
     wrapper = subprocess.Popen([sys.executable, "db_manage.py", "reset", "--yes"], cwd=project,
                                env=cli_env(database.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    sleeping = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%'"
+    sleeping = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep(30)%'"
     assert wait_until(lambda: database.scalar(sleeping)), "the reset reaches the slow revision"
     os.kill(wrapper.pid, signal.SIGKILL)
     wrapper.communicate(timeout=30)
@@ -334,7 +335,7 @@ def test_a_wrapper_that_ignores_sighup_runs_on_like_its_child(project, database,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))  # as nohup does
     assert wait_until(lambda: database.scalar(
-        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(4)%'"))
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep(4)%'"))
     os.kill(wrapper.pid, signal.SIGHUP)
     _, stderr = wrapper.communicate(timeout=60)
     assert wrapper.returncode == 0 and "Stopped" not in stderr, stderr

@@ -26,7 +26,8 @@ def waiting_for_the_lock(connection, count, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         waiting = connection.execute(text(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")).scalar()
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")).scalar()
         connection.commit()
         if waiting >= count:
             return True

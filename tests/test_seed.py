@@ -203,7 +203,8 @@ def test_a_second_seed_waits_for_the_first(project, database):
                                    text=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not database.scalar(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"):
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"):
             time.sleep(0.2)
         assert waiting.poll() is None, "the second seed waits"
         assert database.counts() == (0, 0, 0)
