@@ -59,18 +59,23 @@ def scrub(text):
     """Return text with every URL password, and the passwords of the URL settings, masked."""
     text = mask(text)
     for variable in URL_VARIABLES:
-        password = _password_of(os.environ.get(variable, ""))
-        if password and len(password) >= 3:  # a shorter one would mask ordinary letters
-            for form in {password, quote(password, safe="")}:
+        for form in _password_forms(os.environ.get(variable, "")):
+            if len(form) >= 3:  # a shorter one would mask ordinary letters
                 text = text.replace(form, "***")
     return text
 
 
-def _password_of(raw):
-    """Return the password in raw, or None when it has none or cannot be parsed."""
+def _password_forms(raw):
+    """Return the ways the password in raw may be written: as typed, decoded, and encoded (none without one)."""
+    forms = set()
+    for typed in (r"(?:[^:/@\s]*:)?([^@\s]+)@", r"([^@\s]+)@"):  # after a user, or all of it (postgres:pw@host)
+        match = re.search(r"^\s*[a-z][a-z0-9+.-]*:?/{0,2}" + typed, raw, re.IGNORECASE)
+        forms |= {match.group(1)} if match else set()
     try:
         url = make_url(raw) if raw else None
-        return url and (url.password or url.query.get("password"))
+        password = url and (url.password or url.query.get("password"))
     except (ArgumentError, ValueError):
-        match = re.search(r"^\s*[a-z][a-z0-9+.-]*:?/{0,2}(?:[^:/@\s]*:)?([^@\s]+)@", raw, re.IGNORECASE)
-        return match.group(1) if match else None
+        password = None
+    if password:
+        forms |= {password, quote(password, safe="")}
+    return sorted(forms, key=len, reverse=True)  # the longest first, so that no part of one is left

@@ -294,6 +294,8 @@ URL_SHAPES = (  # what users type, typos included
        password=st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="/?#"),
                         max_size=12).map(lambda pw: f"Pw{pw}ZQ"))
 @example(shape="postgres:{pw}@127.0.0.1/app", password="Pw;:ZQ")  # found by this test: a colon in it
+@example(shape="postgresql://app:{pw}@127.0.0.1:5432/app", password='Pw%00"ZQ')  # and a quote, as typed
+@example(shape="postgres:{pw}@127.0.0.1/app", password='Pw":ZQ')
 @settings(max_examples=1000, deadline=None)
 def test_no_url_shape_shows_its_password(shape, password):
     """Whatever the URL looks like, what the tool shows of it (announced, or refused) never holds its password."""
