@@ -68,8 +68,9 @@ def scrub(text):
 def _password_forms(raw):
     """Return the ways the password in raw may be written: as typed, decoded, and encoded (none without one)."""
     forms = set()
-    for typed in (r"(?:[^:/@\s]*:)?([^@\s]+)@", r"([^@\s]+)@"):  # after a user, or all of it (postgres:pw@host)
-        match = re.search(r"^\s*[a-z][a-z0-9+.-]*:?/{0,2}" + typed, raw, re.IGNORECASE)
+    for typed in (r"(?::/{0,2}|/{1,2})[^:/@\s]*:([^@\s]+)@",  # after a user and a colon (a user alone is no password)
+                  r":([^/@\s][^@\s]*)@"):  # all of it, when no slashes follow the scheme (postgres:pw@host)
+        match = re.search(r"^\s*[a-z][a-z0-9+.-]*" + typed, raw, re.IGNORECASE)
         forms |= {match.group(1)} if match else set()
     try:
         url = make_url(raw) if raw else None

@@ -317,3 +317,11 @@ def test_no_url_shape_shows_its_password(shape, password):
                                  "postgres://u@h/d", "postgresql+psycopg2://postgres:***@127.0.0.1:5432/app"])
 def test_a_url_without_a_password_is_shown_whole(url):
     assert mask(url) == url
+
+
+@pytest.mark.parametrize("url", ["postgresql+psycopg2://reader_2a120940@127.0.0.1:5432/app", "postgres://someone@h/d",
+                                 "postgresql://someone@/db?host=/tmp/x"])
+def test_the_user_of_a_url_setting_without_a_password_is_not_masked(url, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert scrub(f'permission denied for role "{url.split("//")[1].split("@")[0]}"') == \
+        f'permission denied for role "{url.split("//")[1].split("@")[0]}"'
