@@ -47,10 +47,11 @@ def lint_new_revisions(*args):
 
 def in_app(work, *args, announce=True, **kwargs):
     """Run work(*args, **kwargs) in this process, inside the application context, and return its result."""
-    from db_manage_tool.application import load_app
+    from db_manage_tool.application import application_engine, load_app
+    from db_manage_tool.lock_waits import reporting_lock_waits
 
     os.chdir(ROOT)  # as `flask db` runs: a relative migrations folder is the project's
-    with load_app(announce).app_context():
+    with load_app(announce).app_context(), reporting_lock_waits(application_engine().url):
         return work(*args, **kwargs)
 
 
@@ -136,6 +137,8 @@ def cli(app_path, config, verbose):
     else:  # the project's .flaskenv or .env, relative to the project; else its run.py
         os.environ["FLASK_APP"] = app_import_path(dotenv_value("FLASK_APP") or "run.py", ROOT)
     os.environ["DB_MANAGE_ANNOUNCE"] = "1"
+    os.environ.setdefault("PGAPPNAME", f"db_manage.py {click.get_current_context().invoked_subcommand} "
+                                       f"{os.getpid()}"[:63])  # names this run's sessions: see lock_waits.py
     given = [*(["--app", app_path] if app_path else []), *(["--config", config] if config else [])]
     os.environ["DB_MANAGE_INVOCATION"] = shlex.join(["python", "db_manage.py", *given])  # repeated in advice
     if config:

@@ -10,6 +10,7 @@ from pathlib import Path
 # A line of env.py that says it is the tool's: commands look for it before relying on its guarantees.
 MARKER = "db_manage_tool.environment"
 TEMPLATE_ENV = Path(__file__).resolve().parent / "migration_template" / "env.py"
+TEMPLATE_INI = TEMPLATE_ENV.with_name("alembic.ini.mako")  # plain text: it has no template variables
 # Keywords of context.configure() that every stock env.py passes; any other is a customisation to carry over.
 STOCK_KEYWORDS = {"connection", "target_metadata", "url", "literal_binds", "process_revision_directives",
                   "dialect_opts"}
@@ -45,7 +46,17 @@ def adopt(directory):
     tmp = env.with_name(".env.py.new")
     shutil.copyfile(TEMPLATE_ENV, tmp)
     os.replace(tmp, env)
+    write_missing_ini(directory)
     return kept
+
+
+def write_missing_ini(directory):
+    """Write the tool's alembic.ini into directory when it has none or an empty one; return True if written."""
+    ini = Path(directory) / "alembic.ini"
+    if ini.exists() and ini.read_text(encoding="utf-8", errors="replace").strip():
+        return False
+    shutil.copyfile(TEMPLATE_INI, ini)
+    return True
 
 
 def is_stock(source):
@@ -86,6 +97,8 @@ def adopt_migrations():
 
     directory = migrations_directory()
     if is_tool_environment(directory):
+        if write_missing_ini(directory):
+            return click.echo(f"Wrote the tool's {directory / 'alembic.ini'} (it was missing or empty).", err=True)
         return click.echo(f"{directory / 'env.py'} is already the tool's: nothing to do.", err=True)
     if not directory.is_dir():
         raise Failure(f"There is no migrations folder at {directory}: for a new history run "

@@ -36,9 +36,10 @@ def load_app(announce=True):
     """Load the application as `flask` does (.env, .flaskenv, FLASK_APP) and check that it uses Flask-Migrate."""
     from flask.cli import NoAppException, ScriptInfo, load_dotenv
 
-    from .revisions import use_first_line_messages
+    from .revisions import refuse_duplicate_revisions, use_first_line_messages
 
     use_first_line_messages()
+    refuse_duplicate_revisions()
     load_dotenv()
     where = os.environ.get("FLASK_APP") or "wsgi.py or app.py"
     try:
@@ -195,8 +196,12 @@ def metadata():
 
 
 def migrations_directory():
-    """Return the migrations folder Flask-Migrate was given, as an absolute path."""
-    return Path(migrate_extension().directory).resolve()
+    """Return the migrations folder Flask-Migrate was given, as an absolute path; refuse a file in its place."""
+    directory = Path(migrate_extension().directory).resolve()
+    if directory.exists() and not directory.is_dir():
+        raise Failure(f"{directory} is a file, where the migrations folder should be: move it away (or give "
+                      "Migrate(app, db, directory=...) another folder), then run `python db_manage.py setup`.")
+    return directory
 
 
 def describe_database():

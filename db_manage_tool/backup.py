@@ -160,7 +160,7 @@ def readable_by(dump, url):
 
 def run(argv, url, what):
     """Run a libpq program with the connection (password included) in its environment; raise Failure if it fails."""
-    result = children.run([str(a) for a in argv], env=libpq_env(url), stdout=subprocess.PIPE,
+    result = children.run([str(a) for a in argv], env=libpq_env(url, argv[0]), stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
     if result.returncode != 0:
         detail = " ".join(result.stderr.strip().splitlines()[-2:]) or f"exit code {result.returncode}"

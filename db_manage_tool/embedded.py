@@ -83,9 +83,13 @@ def describe(pgdata, database):
     """Return the embedded server's state: running or not, folder, version, size, and how to connect."""
     pgdata = Path(pgdata)
     version = (pgdata / "PG_VERSION").read_text().strip() if (pgdata / "PG_VERSION").exists() else None
-    size = sum(f.stat().st_size for f in pgdata.rglob("*") if f.is_file() and not f.is_symlink()) if version else 0
+    damaged = not version and is_damaged(pgdata)
+    size = sum(f.stat().st_size for f in pgdata.rglob("*") if f.is_file() and not f.is_symlink()) \
+        if version or damaged else 0
+    state = "" if version else " (damaged: files but no PG_VERSION; move it away)" if damaged \
+        else " (not initialised yet)"
     lines = [f"Embedded PostgreSQL: {'running' if is_running(pgdata) else 'stopped'}",
-             f"Data directory:      {pgdata}" + ("" if version else " (not initialised yet)"),
+             f"Data directory:      {pgdata}{state}",
              f"Major version:       {version or '-'}",
              f"Size on disk:        {size / 1e6:.1f} MB"]
     if version:
@@ -93,6 +97,16 @@ def describe(pgdata, database):
                   "   (or python db_manage.py shell, when DATABASE_URL is unset)",
                   f"URL:                 postgresql://postgres@/{database}?host={pgdata}"]
     return "\n".join(lines)
+
+
+def is_damaged(pgdata):
+    """Return True when pgdata holds files but no PG_VERSION: no server can start on it, nor initdb fill it."""
+    try:
+        return not (pgdata / "PG_VERSION").exists() and any(pgdata.iterdir())
+    except FileNotFoundError:
+        return False
+    except NotADirectoryError:
+        return True
 
 
 def is_running(pgdata):
@@ -114,6 +128,10 @@ def _get_server(pgdata, start):
     pgserver = _import_pgserver()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     first_run = not (pgdata / "PG_VERSION").exists()
+    if first_run and is_damaged(pgdata):
+        raise ConfigError(f"{pgdata} holds files but no PG_VERSION, so it is not a whole PostgreSQL data directory "
+                          "(damaged, or something else was put there): move it away (keep it if it may hold data you "
+                          "need), then run `python db_manage.py server start` to create a fresh one.")
     if first_run and start:
         click.echo(f"Initialising the embedded PostgreSQL in {pgdata} (first run).", err=True)
     watched = _parent_modes([pgdata, *pgserver.utils.POSTGRES_VERSIONS.values()])

@@ -32,6 +32,9 @@ def run():
     if ini and ini not in _logging_configured and os.path.exists(ini):  # once per process: lint runs env.py per revision
         try:
             fileConfig(ini, disable_existing_loggers=False)
+        except RuntimeError as exc:  # Python 3.11+: "... is an empty file"
+            raise Failure(f"{ini} is empty: run `python db_manage.py adopt` to write the tool's again, or restore "
+                          "it from version control.") from exc
         except (KeyError, configparser.Error) as exc:  # logging.config reports a missing section as KeyError
             raise Failure(f"The logging sections of {ini} are broken ({exc}): fix them, or copy "
                           "them from Flask-Migrate's alembic.ini.") from exc

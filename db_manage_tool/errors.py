@@ -39,6 +39,14 @@ def describe(exc):
         return ("The database records several revisions on one line of history (alembic_version has overlapping "
                 f"rows: {first_line(str(exc))}): repair the record with `python db_manage.py stamp --purge REVISION` "
                 "(the revision the schema really is at, often head).")
+    duplicate = re.fullmatch(r"Revision (\S+) is present more than once", str(exc))
+    if isinstance(exc, UserWarning) and duplicate:
+        from .revisions import files_with_revision
+
+        files = files_with_revision(duplicate.group(1)) or ["migrations/versions"]
+        return scrub(f"Several migration files have the revision id {duplicate.group(1)} ({', '.join(files)}), so "
+                     "the history is ambiguous: delete the copy, or give one of them a new id (its `revision = ` "
+                     "line, and the down_revision of any file that follows it).")
     if isinstance(exc, SyntaxError) and exc.filename:
         return scrub(f"{exc.filename} line {exc.lineno} does not compile ({exc.msg}): fix it, or move it away.")
     if isinstance(exc, configparser.Error):
@@ -47,7 +55,7 @@ def describe(exc):
     if isinstance(exc, AssertionError) and raised_in(exc, "alembic"):
         return ("Alembic cannot resolve the revision given: use head, base, a revision id (or its first "
                 "characters), or a relative step such as -1 or +2.")
-    if isinstance(exc, OperationalError):
+    if isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and "invalid dsn" in str(exc.orig)):
         return scrub(_connection_problem(str(exc.orig).strip()))
     if isinstance(exc, DBAPIError) and getattr(exc.orig, "pgcode", None) == INSUFFICIENT_PRIVILEGE:
         return scrub(privilege_problem(exc))
@@ -162,7 +170,40 @@ def _connection_problem(message):
                 "pg_hba.conf, or connect from an allowed host, user or with SSL.")
     if "too many connections" in message or "remaining connection slots are reserved" in message:
         return f"The server has no free connection ({first}): close idle connections or raise max_connections."
+    option = _bad_option(message)
+    if option:
+        return option
     return f"Cannot use the database: {first}"
+
+
+# libpq's and the server's words for a connection option that is unknown or has a value they reject.
+_OPTION_PROBLEMS = (
+    (r'invalid connection option "(?P<name>[^"]+)"',
+     "The database URL has an option libpq does not know ({name}): remove it from the URL's query string "
+     "(libpq's options: https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-PARAMKEYWORDS)."),
+    (r'invalid port number: "(?P<value>[^"]*)"',
+     "The port {value} in the database URL is not a port number: give one from 1 to 65535 (PostgreSQL's is 5432)."),
+    (r'invalid sslmode value: "(?P<value>[^"]*)"',
+     "The database URL's sslmode={value} is not a value libpq accepts: use disable, allow, prefer, require, "
+     "verify-ca or verify-full, or remove it."),
+    (r'invalid (?P<name>\w+) value: "(?P<value>[^"]*)"',
+     "The database URL's {name}={value} is not a value libpq accepts: fix or remove it."),
+    (r'invalid integer value "(?P<value>[^"]*)" for connection option "(?P<name>[^"]+)"',
+     "The database URL's {name}={value} is not a whole number: fix or remove it."),
+    (r'unrecognized configuration parameter "(?P<name>[^"]+)"',
+     "The server has no setting {name}, which the database URL's options=-c... sets: fix or remove it."),
+    (r'invalid value for parameter "(?P<name>[^"]+)": "(?P<value>[^"]*)"',
+     "The server rejects {name}={value}, which the database URL's options=-c... sets: fix or remove it."),
+)
+
+
+def _bad_option(message):
+    """Return a sentence for a connection option libpq or the server rejects, or None."""
+    for pattern, sentence in _OPTION_PROBLEMS:
+        found = re.search(pattern, message)
+        if found:
+            return sentence.format(**found.groupdict())
+    return None
 
 
 INSUFFICIENT_PRIVILEGE = "42501"
@@ -249,6 +290,10 @@ def traceback_helps(exc):
     from alembic.util import CommandError
 
     if isinstance(exc, CommandError) or (isinstance(exc, OSError) and (exc.filename or exc.errno == errno.ENOSPC)):
+        return False
+    if isinstance(exc, UserWarning) and "is present more than once" in str(exc):
+        return False
+    if _bad_option(str(getattr(exc, "orig", ""))):
         return False
     return not isinstance(exc, Failure | ConfigError | OperationalError | SyntaxError | configparser.Error)
 

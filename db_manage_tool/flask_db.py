@@ -12,6 +12,7 @@ import sys
 import time
 
 from .errors import install_excepthook, reword, scrub, with_invocation
+from .lock_waits import reporting_lock_waits
 from .revisions import use_first_line_messages
 
 LINT_VARIABLE = "DB_MANAGE_LINT_WRITTEN"  # set by db_manage.py for migrate and revision
@@ -32,6 +33,46 @@ class ErrorsToStderr:
 
     def __getattr__(self, name):
         return getattr(self.logger, name)
+
+
+class CheckedStdout:
+    """Stands in for sys.stdout: remembers a write that failed (a full disk), which Alembic's output swallows."""
+
+    def __init__(self, stream):
+        self.stream, self.error = stream, None
+
+    def write(self, text):
+        """Write text, remembering the first failure before raising it."""
+        try:
+            return self.stream.write(text)
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
+
+    def flush(self):
+        """Flush, remembering the first failure before raising it."""
+        try:
+            self.stream.flush()
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+def ensure_output_written():
+    """Raise the error of an output that could not be written (a reader that stopped early is no error)."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        pass
+    error = getattr(sys.stdout, "error", None)
+    if isinstance(error, BrokenPipeError):
+        sys.stdout = open(os.devnull, "w")  # nothing left to flush at exit
+    elif error is not None:
+        sys.stdout = open(os.devnull, "w")
+        raise error
 
 
 def prepared_app(command, offline=False):
@@ -55,20 +96,40 @@ def prepared_app(command, offline=False):
 
 def main():
     """Run `flask ARGS` on the application loaded by prepared_app(); lint what it wrote when asked to."""
+    sys.stdout = CheckedStdout(sys.stdout)  # before Alembic's Config takes sys.stdout as its default
     import flask_migrate
 
     install_excepthook()
     use_first_line_messages()
     flask_migrate.log = ErrorsToStderr(logging.getLogger("flask_migrate"))
-    app = prepared_app(sys.argv[2] if len(sys.argv) > 2 else "", offline="--sql" in sys.argv)
+    command = sys.argv[2] if len(sys.argv) > 2 else ""
+    app = prepared_app(command, offline="--sql" in sys.argv)
+    if "--sql" in sys.argv and command in ("upgrade", "downgrade"):
+        check_range(app, command, [arg for arg in sys.argv[3:] if ":" in arg and not arg.startswith("-")])
     started = time.time()
-    code = run_flask(app)
+    from .application import application_engine
+
+    with app.app_context():
+        url = application_engine().url
+    with reporting_lock_waits(url):
+        code = run_flask(app)
+    ensure_output_written()
     if code == 0 and os.environ.get(LINT_VARIABLE) == "1":
         from .lint import lint_written_since
 
         with app.app_context():  # the application is loaded once, for the migration and its lint
             lint_written_since(started)
     sys.exit(code)
+
+
+def check_range(app, command, ranges):
+    """Refuse an offline FROM:TO range that would render an empty script, before Alembic runs."""
+    from .migration_hooks import script_directory
+    from .revisions import ensure_range_direction
+
+    with app.app_context():
+        for revision_range in ranges:
+            ensure_range_direction(script_directory(), command, revision_range)
 
 
 def run_flask(app):

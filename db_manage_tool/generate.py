@@ -86,7 +86,7 @@ def resolve(names, tables, registry_classes):
         table = getattr(cls, "__table__", None)
         if isinstance(table, sa.Table):
             by_name.setdefault(cls.__name__.lower(), set()).add(table)
-    chosen = {}
+    chosen, asked_as = {}, {}
     for name, count in names:
         found = by_name.get(name.lower(), set())
         if len(found) > 1:
@@ -96,9 +96,10 @@ def resolve(names, tables, registry_classes):
             known = ", ".join(sorted({t.fullname for t in tables}))
             raise UnknownTable(f"No model or table named {name!r}: use one of {known}.")
         table = next(iter(found))
-        chosen[table] = chosen.get(table, 0) + count
-        if chosen[table] > MAX_ROWS:
-            raise UnknownTable(f"{table.fullname} is asked for {chosen[table]:,} rows in all: at most {MAX_ROWS:,}.")
+        if table in chosen:
+            raise UnknownTable(f"{table.fullname} is asked for twice ({asked_as[table]}={chosen[table]} and "
+                               f"{name}={count}): give it once, with the number of rows you want.")
+        chosen[table], asked_as[table] = count, name
     return chosen
 
 

@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.dialects import postgresql
 
-from .application import database, metadata, migrate_extension
+from .application import database, metadata, migrate_extension, migrations_directory
 
 log = logging.getLogger("alembic.env")
 
@@ -49,6 +49,7 @@ def chained(first, second):
 
 def alembic_config(autogenerate=False):
     """Return Flask-Migrate's Alembic configuration for the current app."""
+    migrations_directory()  # refuses a file in the folder's place
     return migrate_extension().migrate.get_config(opts=["autogenerate"] if autogenerate else None)
 
 

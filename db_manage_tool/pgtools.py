@@ -99,7 +99,7 @@ def shell(command=None):
     refuse_transaction_pooler(url, "psql")
     psql, _ = find_program("psql", server_major(url))
     return children.run([str(psql), *(["--command", command] if command is not None else [])],
-                        interactive=command is None, env=libpq_env(url)).returncode
+                        interactive=command is None, env=libpq_env(url, psql)).returncode
 
 
 def dbname_option(name):
@@ -115,9 +115,10 @@ def behind_session_pooler():
     return has_app_context() and bool(setting("POOLER_KEEPS_SESSIONS"))
 
 
-def libpq_env(url):
+def libpq_env(url, program=None):
     """Return the environment that points libpq programs at url, the password included (never on argv).
 
+    The program's sessions carry this run's name plus its own (application_name), for lock_waits.py.
     On PostgreSQL 14+ (and no pooler in between) the session also gets client_connection_check_interval,
     so that the server ends the statement of a program killed with the wrapper, releasing its locks.
     """
@@ -130,4 +131,6 @@ def libpq_env(url):
     url = parsed
     if url.query.get("sslmode"):
         env["PGSSLMODE"] = url.query["sslmode"]
+    if program and os.environ.get("PGAPPNAME", "").startswith("db_manage.py "):
+        env["PGAPPNAME"] = f"{os.environ['PGAPPNAME']} {Path(program).name}"[:63]
     return {**os.environ, **{k: v for k, v in env.items() if v}}

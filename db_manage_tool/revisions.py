@@ -1,4 +1,7 @@
 """Where the database stands against migrations/versions: lost revisions, pending ones, several heads."""
+import os
+import re
+
 from alembic.script import Script
 from alembic.script.revision import ResolutionError
 from alembic.util import CommandError
@@ -16,6 +19,28 @@ def use_first_line_messages():
     """Make Alembic show each revision's message() (history, heads, errors) instead of its docstring's first
     paragraph, which is the whole header block when the docstring's first line is blank."""
     Script.doc = property(message)
+
+
+def refuse_duplicate_revisions():
+    """Make a revision id that two files share an error: Alembic only warns, then keeps one file of the two."""
+    import warnings
+
+    warnings.filterwarnings("error", message=r"Revision \S+ is present more than once", category=UserWarning)
+
+
+def files_with_revision(revision):
+    """Return the revision files (relative to the project) that declare revision, by their text."""
+    from pathlib import Path
+
+    try:
+        from .application import migrations_directory
+
+        folder = migrations_directory() / "versions"
+    except RuntimeError:  # no application context
+        folder = Path("migrations") / "versions"
+    declares = re.compile(r"^revision\s*(?::[^=]*)?=\s*['\"]" + re.escape(revision) + r"['\"]", re.MULTILINE)
+    return sorted(os.path.relpath(path) for path in folder.rglob("*.py")
+                  if declares.search(path.read_text(encoding="utf-8", errors="replace")))
 
 
 def current_heads(connection):
@@ -117,3 +142,25 @@ def reaches_base(script, current, steps):
         return False
     applied = {revision.revision for revision in script.iterate_revisions(tuple(current), "base")}
     return applied <= {step.revision.revision for step in steps}
+
+
+def ensure_range_direction(script, command, revision_range):
+    """Raise Failure when an offline FROM:TO range runs the other way than command goes (Alembic would print an
+    empty script), or names one revision twice."""
+    from alembic.script.revision import RangeNotAncestorError
+
+    start, _, end = revision_range.partition(":")
+    start, end = start or "base", end or "heads"
+    lower, upper = (start, end) if command == "upgrade" else (end, start)
+    way, other = ("up", "downgrade") if command == "upgrade" else ("down", "upgrade")
+    try:
+        walked = list(script.revision_map.iterate_revisions(upper, lower, inclusive=True,
+                                                            assert_relative_length=False))
+    except RangeNotAncestorError:
+        raise Failure(f"{command} {revision_range} --sql has nothing to render: {end} is not {way} from {start} in "
+                      f"the history. Swap them ({command} {end}:{start} --sql), or use `{other}`.") from None
+    except (ResolutionError, CommandError):
+        return  # an unknown revision: Alembic's own error, reworded, says so
+    if len(walked) == 1 and start == end:
+        raise Failure(f"{command} {revision_range} --sql has nothing to render: FROM and TO are the same revision; "
+                      f"give FROM:TO with TO {'above' if command == 'upgrade' else 'below'} FROM.")

@@ -29,7 +29,7 @@ PROJECT_FILES = ("db_manage.py", "run.py", "app", "db_manage_tool", "migrations"
 TOOL_TABLES = {"public.alembic_version", "public.db_manage_metadata"}
 # Settings of the developer's shell that must not leak into the subprocesses under test.
 CLEARED_VARIABLES = ("DATABASE_URL", "TEST_DATABASE_URL", "FLASK_CONFIG", "FLASK_ENV", "FLASK_APP",
-                     "DB_MANAGE_ANNOUNCE", "DB_MANAGE_VERBOSE", "SECRET_KEY")
+                     "DB_MANAGE_ANNOUNCE", "DB_MANAGE_VERBOSE", "SECRET_KEY", "PGAPPNAME")
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ Every row runs db_manage.py against its own database (with a password in its URL
 server's trust authentication ignores), and checks that the database is exactly as before.
 """
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -115,6 +116,7 @@ CASES = [
     Case("rows-unknown-model", ("seed", "--rows", "nosuch=3"), 2, "No model or table named"),
     Case("rows-no-model", ("seed", "--rows", "=5"), 2, "MODEL=COUNT"),
     Case("rows-negative", ("seed", "--rows", "users=-1"), 2, "MODEL=COUNT"),
+    Case("rows-twice", ("seed", "--rows", "users=2", "--rows", "User=3"), 2, "asked for twice"),
     Case("help-unknown", ("help", "nope"), 2, "No such command"),
     Case("status-extra-argument", ("status", "extra"), 2, "unexpected extra argument"),
     Case("backup-output-missing", ("backup", "--output"), 2, "requires an argument"),
@@ -137,11 +139,28 @@ CASES = [
              'revision = "b2a2c2d2e2f2"', 'raise RuntimeError("boom")\nrevision = "b2a2c2d2e2f2"'))),
     Case("down-revision-missing", ("upgrade",), 1, "no file in migrations/versions has that revision",
          prepare=write("migrations/versions/b2_branch.py", BRANCH.replace("'007244e3075d'", "'abcabcabcabc'"))),
+    Case("duplicate-revision-id", ("upgrade",), 1, "Several migration files have the revision id 3e1dd673592b",
+         prepare=lambda project, url, tmp_path: shutil.copy(
+             project / "migrations/versions/3e1dd673592b_add_post_status.py", project / "migrations/versions/copy.py")),
+    Case("duplicate-revision-id-reset", ("reset", "--yes"), 1, "delete the copy",
+         prepare=lambda project, url, tmp_path: shutil.copy(
+             project / "migrations/versions/3e1dd673592b_add_post_status.py", project / "migrations/versions/copy.py")),
+    Case("empty-alembic-ini", ("upgrade",), 1, "run `python db_manage.py adopt`", prepare=write("migrations/alembic.ini", "")),
+    Case("migrations-is-a-file", ("status",), 1, "is a file, where the migrations folder should be",
+         prepare=lambda project, url, tmp_path: (shutil.rmtree(project / "migrations"),
+                                                 (project / "migrations").write_text("notes\n"))),
+    Case("adopt-migrations-is-a-file", ("adopt",), 1, "move it away",
+         prepare=lambda project, url, tmp_path: (shutil.rmtree(project / "migrations"),
+                                                 (project / "migrations").write_text("notes\n"))),
     Case("empty-revision-upgrade", ("upgrade", ""), 2, "is empty"),
     Case("empty-revision-downgrade", ("downgrade", ""), 2, "is empty"),
     Case("empty-revision-stamp", ("stamp", ""), 2, "is empty"),
     Case("range-without-sql", ("upgrade", "007244e3075d:3e1dd673592b"), 2, "only for --sql"),
     Case("downgrade-sql-without-range", ("downgrade", "base", "--sql"), 1, "needs FROM:TO"),
+    Case("upgrade-sql-reversed-range", ("upgrade", "3e1dd673592b:007244e3075d", "--sql"), 1,
+         "Swap them (upgrade 007244e3075d:3e1dd673592b --sql)"),
+    Case("downgrade-sql-reversed-range", ("downgrade", "007244e3075d:3e1dd673592b", "--sql"), 1, "Swap them"),
+    Case("upgrade-sql-empty-range", ("upgrade", "007244e3075d:007244e3075d", "--sql"), 1, "the same revision"),
     Case("empty-merge-message", ("merge", "-m", ""), 2, "MESSAGE is empty"),
     Case("lint-base", ("lint", "base"), 2, "no revision to lint"),
     Case("lint-empty-exclude", ("lint", "--exclude", ""), 2, "needs a rule name"),
@@ -158,6 +177,8 @@ CASES = [
     Case("global-option-after-command", ("status", "--verbose"), 2, "put it before the command"),
     Case("postmaster-pid-garbage", ("server", "status"), 1, "postmaster.pid cannot be read",
          prepare=write("instance/pgdata/postmaster.pid", "garbage\n")),
+    Case("pgdata-without-pg-version", ("server", "start"), 1, "no PG_VERSION",
+         prepare=write("instance/pgdata/base/1/1259", "half a data directory")),
     Case("revision-syntax-error", ("upgrade",), 1, "does not compile",
          prepare=write("migrations/versions/b2_branch.py", BROKEN)),
     Case("lint-syntax-error", ("lint",), 1, "does not compile",
@@ -202,6 +223,16 @@ CASES = [
          env={"DATABASE_URL": f"postgresql://app:{SECRET}@127.0.0.1:1/app"}),
     Case("url-unknown-host", ("upgrade",), 1, "unknown host",
          env={"DATABASE_URL": f"postgresql://app:{SECRET}@no-such-host.invalid:5432/app"}),
+    Case("url-bad-sslmode", ("status",), 1, "use disable, allow, prefer, require",
+         env=with_url("DATABASE_URL", lambda u: u.update_query_dict({"sslmode": "bogus"}))),
+    Case("url-port-out-of-range", ("upgrade",), 1, "give one from 1 to 65535",
+         env=with_url("DATABASE_URL", lambda u: u.set(port=99999))),
+    Case("url-unknown-option", ("status",), 1, "remove it from the URL's query string",
+         env=with_url("DATABASE_URL", lambda u: u.update_query_dict({"colour": "blue"}))),
+    Case("url-option-not-a-number", ("backup",), 1, "not a whole number",
+         env=with_url("DATABASE_URL", lambda u: u.update_query_dict({"connect_timeout": "soon"}))),
+    Case("url-server-setting-unknown", ("upgrade",), 1, "The server has no setting",
+         env=with_url("DATABASE_URL", lambda u: u.update_query_dict({"options": "-c no_such_setting=1"}))),
     Case("url-unknown-role", ("status",), 1, "no role", env=with_url("DATABASE_URL", lambda u: u.set(username="nosuchrole"))),
     Case("migration-url-malformed", ("upgrade",), 1, "MIGRATION_DATABASE_URL is not a valid database URL",
          env={"MIGRATION_DATABASE_URL": f"postgresql://app:{SECRET}@127.0.0.1:x/app"}),
@@ -266,8 +297,6 @@ def test_ssl_asked_of_a_server_without_it_is_one_sentence(cli, server_url, datab
 
 
 def test_init_says_what_comes_next_and_refuses_a_second_time(cli, project):
-    import shutil
-
     shutil.rmtree(project / "migrations")
     first = cli("init")
     assert first.returncode == 0, first.stderr
@@ -325,3 +354,13 @@ def test_the_user_of_a_url_setting_without_a_password_is_not_masked(url, monkeyp
     monkeypatch.setenv("DATABASE_URL", url)
     assert scrub(f'permission denied for role "{url.split("//")[1].split("@")[0]}"') == \
         f'permission denied for role "{url.split("//")[1].split("@")[0]}"'
+
+
+@pytest.mark.parametrize("command", ["history", "current", "status"])
+def test_output_to_a_full_device_is_a_failure(project, database, command):
+    """An output that cannot be written (a full disk) fails with one sentence: Alembic's own output swallowed it."""
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "db_manage.py", command], cwd=project, env=cli_env(database.url),
+                                stdout=full, stderr=subprocess.PIPE, text=True)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines()[-1].startswith("Error: No space left on the device"), result.stderr

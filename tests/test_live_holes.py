@@ -244,7 +244,7 @@ def test_a_connect_only_role_is_told_the_grant_it_lacks(cli, server_url, databas
 
 def session_of(database, program):
     """Return the pid of the server session of a libpq program (by application_name), or None."""
-    return database.scalar("SELECT max(pid) FROM pg_stat_activity WHERE application_name = :name "
+    return database.scalar("SELECT max(pid) FROM pg_stat_activity WHERE application_name LIKE '% ' || :name "
                            "AND datname = current_database()", name=program)
 
 
@@ -269,7 +269,7 @@ def kill_wrapper_waiting_in(project, database, args, program, signum):
         wrapper = subprocess.Popen([sys.executable, "db_manage.py", *args], cwd=project, env=cli_env(database.url),
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert wait_until(lambda: database.scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name AND wait_event_type = 'Lock' "
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE '% ' || :name AND wait_event_type = 'Lock' "
             "AND datname = current_database()",
             name=program)), f"{program} waits for its lock"
         children = [int(pid) for pid in Path(f"/proc/{wrapper.pid}/task/{wrapper.pid}/children").read_text().split()]

@@ -177,6 +177,9 @@ def test_a_table_the_server_fills_alone_gets_its_rows(catalog):
 
 def test_inheritance_cycles_and_shared_unique_columns(catalog):
     result = catalog.run("seed", "--rows", "accounts=40", "--rows", "Admin=1")
+    assert result.returncode == 2 and "asked for twice" in result.stderr, result.stderr  # one table, two names
+    assert catalog.db.scalar("SELECT count(*) FROM accounts") == 0
+    result = catalog.run("seed", "--rows", "Admin=41")
     assert result.returncode == 0, result.stderr
     assert catalog.db.rows("SELECT kind, count(*) FROM accounts GROUP BY kind ORDER BY kind") == [("admin", 41)]
     result = catalog.run("seed", "--rows", "Account=40")
