@@ -26,6 +26,7 @@ from sqlalchemy.exc import DBAPIError
 from .application import config_name, lock_timeout, setting, uses_direct_url
 from .dbadmin import end_with_client
 from .errors import INSUFFICIENT_PRIVILEGE, Failure, privilege_problem
+from .lock_budget import Steps, is_out_of_locks, lock_table_size, out_of_locks_advice, step_budget
 from .production_guard import OVERRIDE_VARIABLE, refuse_on_production
 from .revisions import ensure_at_head, ensure_known, ensure_single_head, reaches_base
 
@@ -49,13 +50,17 @@ class AutocommitInTransaction(MigrationFailed):
     """A revision's autocommit_block met a caller's transaction (reset's): the caller may run it in steps."""
 
 
+class OutOfLocks(MigrationFailed):
+    """A run needed more locks than one transaction may hold on the server, and was rolled back."""
+
+
 class LockRace:
     """The lock_timeout budget of one run: how long each attempt waits, and whether another may follow."""
 
     def __init__(self, budget, retries):
         self.budget, self.retries = budget, retries
         self.attempt_timeout = min(budget, ATTEMPT_LOCK_TIMEOUT) if retries and budget else budget
-        self.deadline, self.attempts = None, 0
+        self.deadline, self.attempts, self.lock_settings = None, 0, None
 
     def start(self):
         """Start spending the budget: once the migration lock is held (waiting for it is not counted)."""
@@ -83,7 +88,7 @@ def migration_run(connection, environment):
     running, race = RunningStep(), LockRace(lock_timeout(), retries=not external)
     pooled = behind_pooler(connection)
     blocks = guard_autocommit_blocks(environment.get_context(), pooled, external, running, race)
-    start = None  # where the database was, unless a caller's transaction says
+    start, steps = None, None  # where the database was, unless a caller's transaction says; the run's steps
     try:
         if not external:
             if not pooled:  # a session lock spans autocommit blocks; behind a pooler it would be lost
@@ -95,12 +100,14 @@ def migration_run(connection, environment):
             try:
                 with environment.begin_transaction():
                     start = begin_run(connection, environment, race, external)
+                    if writes and start == "base" and not pooled and not external:
+                        steps = steps_on_empty(connection, race)
                     environment.run_migrations()
                     if writes:
                         record_environment(connection)
                 return
             except DBAPIError as exc:
-                pause = None if blocks.committed else lock_lost(exc) and race.pause()
+                pause = None if blocks.committed or (steps and steps.committed) else lock_lost(exc) and race.pause()
                 if not pause:
                     raise
                 if connection.in_transaction():
@@ -110,11 +117,15 @@ def migration_run(connection, environment):
                            f"{race.attempt_timeout:g} s): rolled back, retrying in {pause:g} s.", err=True)
                 time.sleep(pause)
     except DBAPIError as exc:
+        start = emptied_again(connection, steps) if steps and steps.committed else start
         start = partly_committed(connection, environment) if blocks.committed else start
-        raise MigrationFailed(failure_message(exc, running.step, start if writes else None, race, writes)) from exc
+        failed = OutOfLocks if is_out_of_locks(exc) else MigrationFailed
+        raise failed(failure_message(exc, running.step, start if writes else None, race, writes)) from exc
     except (Failure, CommandError):
+        start = emptied_again(connection, steps) if steps and steps.committed else start
         raise
     except Exception as exc:  # a revision's own Python failed, or alembic-postgresql-enum met rows it cannot map
+        start = emptied_again(connection, steps) if steps and steps.committed else start
         start = partly_committed(connection, environment) if blocks.committed else start
         if isinstance(exc, ValueError) and isinstance(exc.__cause__, DBAPIError):
             raise MigrationFailed(enum_value_message(exc.__cause__, running.step, start)) from exc
@@ -124,6 +135,8 @@ def migration_run(connection, environment):
                               f"{nothing_applied(start)}") from exc
     finally:
         running.close()
+        if steps:
+            steps.close()
         if not external:
             if connection.in_transaction():  # failed before or inside Alembic's own transaction
                 connection.rollback()
@@ -138,10 +151,44 @@ def begin_run(connection, environment, race, external):
     statement; return where the database is (None inside a caller's transaction)."""
     take_migration_lock(connection, transactional=True)
     race.start()
+    race.lock_settings = lock_table_size(connection)  # for the advice, should the run outgrow the lock table
     session_settings(connection, race.milliseconds(), local=True)
     current = environment.get_context().get_current_heads()
     check_before_run(environment, current, connection)
     return None if external else ", ".join(current) or "base"
+
+
+def steps_on_empty(connection, race):
+    """Return Steps that commit the run in parts when it outgrows the lock budget, if the database is empty
+    (a failed run can then be undone by emptying it again); else None, the run staying one transaction."""
+    from .reset import is_empty
+
+    if not is_empty(connection):
+        return None
+
+    def renew(dbapi):  # no retry after a step: the whole lock_timeout budget for each statement from here
+        with dbapi.cursor() as cursor:
+            cursor.execute("SELECT set_config('lock_timeout', %s, false)", (race.milliseconds(race.budget),))
+
+    return Steps(connection, step_budget(connection), renew, note=(
+        "Note: this run holds {held:,} locks, over half of the server's lock table, so it commits in steps from "
+        "here (the database started empty: should a later step fail, it is emptied again)."))
+
+
+def emptied_again(connection, steps):
+    """Empty the database a run in steps left half-migrated, in steps too; return what to say of it."""
+    from .reset import drop_everything
+
+    try:
+        if connection.in_transaction():
+            connection.rollback()
+        drop_everything(connection)  # the run's Steps still commit as the drops' locks pile up
+        connection.commit()
+    except DBAPIError:
+        return Committed("Part of the run was committed in steps, and emptying the database again failed: run "
+                         "`python db_manage.py reset` to empty it before migrating again.")
+    return Committed(f"Part of the run had been committed in {steps.committed + 1} steps: the database was emptied "
+                     "again, as the run found it.")
 
 
 def behind_pooler(connection):
@@ -296,6 +343,8 @@ def failure_message(exc, step, start, race, writes=True):
                 f"Another transaction holds a conflicting lock on that table. {nothing_applied(start)} "
                 "Retry when that transaction ends, or raise "
                 "MIGRATION_LOCK_TIMEOUT (seconds; 0 waits without limit).")
+    if is_out_of_locks(exc):
+        return f"{which} failed: {out_of_locks_advice(race.lock_settings)}. {nothing_applied(start)}".strip()
     if getattr(exc.orig, "pgcode", None) == INSUFFICIENT_PRIVILEGE:
         advice = privilege_problem(exc, reading=not writes)
         return f"{which} failed. {advice} {nothing_applied(start)}".strip() if writes else advice

@@ -14,7 +14,8 @@ from .dbadmin import application_tables, end_with_client, execute_composed
 from .confirm import confirm
 from .errors import Failure
 from .migration_hooks import alembic_config
-from .migration_safety import AutocommitInTransaction
+from .lock_budget import Steps, step_budget
+from .migration_safety import AutocommitInTransaction, OutOfLocks
 from .production_guard import recorded_environment, refuse_on_production
 from .revisions import current_revision
 
@@ -54,6 +55,16 @@ REFERENCING_CLOSURE = text("""
     )
     SELECT n.nspname, c.relname FROM hit JOIN pg_class c ON c.oid = hit.oid
     JOIN pg_namespace n ON n.oid = c.relnamespace ORDER BY 1, 2""")
+# Every relation of the schemas a reset drops or empties, each its own statement (a DROP SCHEMA ... CASCADE
+# of a large schema would take all their locks in one), views and foreign-key children before what they use.
+EVERY_RELATION = text("""
+    SELECT n.nspname, c.relname, c.relkind
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+      AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition
+      AND NOT EXISTS (SELECT 1 FROM pg_extension e WHERE e.extnamespace = n.oid)
+      AND """ + NOT_OWNED.format(catalog="pg_class", oid="c.oid") + """
+    ORDER BY c.relkind IN ('r', 'p', 'f'), c.oid DESC""")
 TOOL_TABLES = ("alembic_version", "db_manage_metadata")
 RELATION_KINDS = {"r": "TABLE", "p": "TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW", "f": "FOREIGN TABLE",
                   "S": "SEQUENCE"}
@@ -86,6 +97,14 @@ def reset_database(yes):
         raise Failure(f"{migrations_directory()} has no env.py, so nothing could migrate the database after the "
                       "drops: run `python db_manage.py adopt` (or `setup` for a new project) first. Nothing was changed.")
     atomic = is_tool_environment(migrations_directory())
+    with engine().connect() as connection:
+        needed, budget = drop_locks(connection), step_budget(connection)
+    if atomic and needed > budget:
+        click.echo(f"Note: dropping everything takes about {needed:,} locks, more than one transaction should hold "
+                   f"on this server (about {budget:,}: half its lock table), so this reset is not one transaction: "
+                   "the drops commit in steps, then the migrations run as `upgrade` does on an empty database (in "
+                   "steps too). Should it stop midway, run reset again: it finishes the job.", err=True)
+        atomic = False
     try:
         revision, mark = drop_and_migrate(yes, atomic)
     except AutocommitInTransaction as exc:  # undone; a concurrent index build needs its own transactions
@@ -93,8 +112,14 @@ def reset_database(yes):
                    "first, then the migrations run as `upgrade` does.", err=True)
         atomic = False
         revision, mark = drop_and_migrate(yes=True, atomic=False)  # the user confirmed these drops already
+    except OutOfLocks:  # undone; on an empty database the migrations can commit in steps
+        click.echo("Note: the drops and the migrations together need more locks than one transaction may hold on "
+                   "this server: the reset was undone and runs again in steps (the drops, then the migrations as "
+                   "`upgrade` does on an empty database). Should it stop midway, run reset again.", err=True)
+        atomic = False
+        revision, mark = drop_and_migrate(yes=True, atomic=False)
     else:
-        if not atomic:
+        if needed <= budget and not atomic:
             click.echo(f"Note: {migrations_directory() / 'env.py'} is not db_manage's: the drops were committed "
                        "first and the migrations ran as a second step (`python db_manage.py adopt` makes a reset "
                        "one transaction again).", err=True)
@@ -116,18 +141,32 @@ def drop_and_migrate(yes, atomic):
         mark = recorded_environment(connection)  # a protected mark survives an authorised reset
         drops, summary = drop_plan(connection)
         confirm(f"Reset {describe_database()}: DROP everything below, then migrate to head.\n{summary}", yes)
-        for statement in drops:
-            execute_composed(connection, statement)
         if atomic:
+            for statement in drops:
+                execute_composed(connection, statement)
             try:
                 migrate_to_head(connection)
-            except AutocommitInTransaction:
+            except (AutocommitInTransaction, OutOfLocks):
                 raise
             except Failure as exc:  # the drops roll back with the migrations
                 raise Failure(f"{exc} The reset was undone: the database is as it was before it.") from exc
             keep_protected_mark(connection, mark)
             revision = current_revision(connection)
+        else:  # committed in steps when the drops outgrow the lock budget
+            steps = Steps(connection, step_budget(connection))
+            try:
+                drop_everything(connection)
+            finally:
+                steps.close()
     return revision, mark
+
+
+def drop_locks(connection):
+    """Return about how many locks dropping every object takes: one per relation, index, sequence and TOAST part."""
+    return connection.execute(text("""
+        SELECT count(*) + 2 * count(*) FILTER (WHERE c.reltoastrelid <> 0)
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'""")).scalar()
 
 
 def keep_protected_mark(connection, mark):
@@ -158,6 +197,22 @@ def drop_plan(connection):
         names += [r for r, _ in routines] if schema == "public" else []
         lines.append(f"  schema {schema} (emptied): {_names(names)}")
     return drops, "\n".join(lines)
+
+
+def is_empty(connection):
+    """Return True when the database holds nothing of the application's (the tool's own empty tables aside)."""
+    relations = [name for _, name, _ in connection.execute(PUBLIC_RELATIONS) if name not in TOOL_TABLES]
+    return not (relations or connection.execute(SCHEMAS).first() or connection.execute(PUBLIC_TYPES).first()
+                or connection.execute(PUBLIC_ROUTINES).first())
+
+
+def drop_everything(connection):
+    """Drop every object a reset drops, one relation per statement (a caller may commit between them)."""
+    for schema, name, kind in connection.execute(EVERY_RELATION).all():
+        execute_composed(connection, sql.SQL(f"DROP {RELATION_KINDS[kind]} IF EXISTS {{}} CASCADE").format(
+            sql.Identifier(schema, name)))
+    for statement in drop_plan(connection)[0]:
+        execute_composed(connection, statement)
 
 
 def migrate_to_head(connection):
