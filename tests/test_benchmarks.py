@@ -25,3 +25,25 @@ def test_benchmarks_run_in_quick_mode_on_a_tiny_size(server_url, tmp_path):
     with dbadmin.server_connection(base) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM pg_database WHERE datname LIKE %s", (f"{server_url.database}_smoke%",))
         assert cur.fetchone()[0] == 0, "the scratch databases are dropped"
+
+
+def test_the_scaling_benchmark_runs_in_quick_mode(server_url, tmp_path):
+    """Generated projects of a few tables and revisions: every figure is there, ours never failed, nothing left."""
+    base = sibling_url(server_url, "scale")
+    output = tmp_path / "RESULTS.md"
+    output.write_text("# Benchmark results\n\nkept\n")
+    result = subprocess.run([sys.executable, "benchmarks/scaling.py", "--quick", "--output", str(output)], cwd=ROOT,
+                            env=cli_env(base), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = output.read_text()
+    assert text.startswith("# Benchmark results\n\nkept\n") and "## Scaling" in text
+    for figure in ("| 8 | setup (fresh database) |", "| 8 | migrate, no change |", "| 8 | check |",
+                   "| 8 | reset --yes |", "| 8 | floor: clone the database as a template |",
+                   "| 8 | lint (every revision) |", "| 8 | history |"):
+        assert figure in text, text
+    ours = [line.split("|")[3] for line in text.splitlines() if line.startswith("| 3 |") or line.startswith("| 8 |")]
+    assert ours and not [cell for cell in ours if "failed" in cell], text
+    assert "| failed:" not in text, "the raw commands work at these sizes too"
+    with dbadmin.server_connection(base) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_database WHERE datname LIKE %s", (f"{server_url.database}_scale%",))
+        assert cur.fetchone()[0] == 0, "the scratch databases are dropped"

@@ -1,0 +1,298 @@
+"""How db_manage.py scales with the schema (N tables) and the history (R revisions), against raw `flask db`.
+
+Generated applications (benchmarks/generated_app.py) of 10, 100 and 1,000 tables, and histories of
+10, 100 and 2,000 revisions; each command timed as a whole process (median of --repeat runs, ours
+and the baseline interleaved) with its peak memory; the per-unit slope between sizes; the ratio to
+the raw `flask db` command (Flask-Migrate's own env.py, in a copy of the project) and to the
+floors (`pg_dump --schema-only`, loading that dump, a template clone). Appends a section to
+benchmarks/RESULTS.md (or --output).
+
+    python benchmarks/scaling.py            the full run (about half an hour here)
+    python benchmarks/scaling.py --quick    small sizes, one run each: the test suite's smoke run
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import flask_migrate  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from benchmarks.generated_app import write_project  # noqa: E402
+from db_manage_tool import dbadmin  # noqa: E402
+from db_manage_tool.pgtools import find_program, libpq_env, server_major  # noqa: E402
+
+PY = sys.executable
+STOCK_ENV = Path(flask_migrate.__file__).parent / "templates" / "flask" / "env.py"
+COLUMN_REVISION = '''"""Add c{n} to table_{table:04d}."""
+from alembic import op
+import sqlalchemy as sa
+
+revision = "{revision}"
+down_revision = "{down}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.add_column("table_{table:04d}", sa.Column("c{n}", sa.Integer(), nullable=True))
+
+
+def downgrade():
+    op.drop_column("table_{table:04d}", "c{n}")
+'''
+
+
+class Measured:
+    """Wall seconds and peak memory (MB, the largest process) of one command, or the reason it failed."""
+
+    def __init__(self, seconds, peak_mb, failed=None):
+        self.seconds, self.peak_mb, self.failed = seconds, peak_mb, failed
+
+
+def measure(argv, cwd, env):
+    """Run argv in cwd; return its Measured (a failure is kept, with its last line, not raised)."""
+    start = time.perf_counter()
+    process = subprocess.Popen([str(a) for a in argv], cwd=cwd, env={**os.environ, **env},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    error = process.stderr.read().decode(errors="replace").strip().splitlines()
+    process.stderr.close()
+    failed = (error[-1][:160] if error else "failed") if os.waitstatus_to_exitcode(status) else None
+    return Measured(seconds, usage.ru_maxrss / 1024, failed)
+
+
+class Scale:
+    """The server, scratch databases and generated projects of one run."""
+
+    def __init__(self, repeat):
+        from app import create_app
+
+        self.repeat = repeat
+        self.base = make_url(create_app().config["SQLALCHEMY_DATABASE_URI"])
+        self.major = server_major(self.base.render_as_string(hide_password=False))
+        self.bindir = Path(find_program("pg_dump", self.major)[0]).parent
+        self.workdir = Path(tempfile.mkdtemp(prefix="scaling-"))
+        self.made = []
+
+    def url(self, name):
+        """Return the URL of scratch database name (dropped at the end)."""
+        url = self.base.set(database=f"{self.base.database}_scale_{name}").render_as_string(hide_password=False)
+        self.made.append(url)
+        return url
+
+    def fresh(self, url):
+        """Drop and create url's database, empty."""
+        dbadmin.drop_database(url)
+        dbadmin.create_database(url)
+
+    def env(self, url):
+        """The environment of a command on url (libpq's too, for the PostgreSQL programs)."""
+        return {**libpq_env(url), "DATABASE_URL": url, "FLASK_APP": "genapp:create_app()"}
+
+    def projects(self, tables, revisions=1):
+        """Return (ours, raw): a generated project with its history, and its copy on Flask-Migrate's env.py."""
+        ours = write_project(self.workdir / f"t{tables}_r{revisions}" / "ours", tables)
+        url = self.url(f"t{tables}_r{revisions}_first")
+        self.fresh(url)
+        done = measure([PY, "db_manage.py", "setup"], ours, self.env(url))
+        if done.failed:
+            raise SystemExit(f"setup of the generated project failed: {done.failed}")
+        add_revisions(ours, revisions - 1, tables)
+        raw = ours.parent / "raw"
+        shutil.copytree(ours, raw)
+        shutil.copy(STOCK_ENV, raw / "migrations" / "env.py")
+        return ours, raw
+
+    def pair(self, ours, baseline, before=None):
+        """Run ours and baseline (callables returning Measured) interleaved; return their lists."""
+        a, b = [], []
+        for _ in range(self.repeat):
+            for run, runs in ((ours, a), (baseline, b)):
+                if run is None:
+                    continue
+                if before:
+                    before()
+                runs.append(run())
+        return a, b
+
+    def cleanup(self):
+        """Drop the scratch databases and the work folder."""
+        for url in dict.fromkeys(self.made):
+            dbadmin.drop_database(url)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def add_revisions(project, count, tables):
+    """Append count revisions to project's history, each adding one column to one of the first ten tables."""
+    versions = project / "migrations" / "versions"
+    down = next(versions.glob("*.py")).name.split("_")[0]
+    for n in range(1, count + 1):
+        revision = f"{n:012x}"
+        (versions / f"{revision}_add_c{n}.py").write_text(COLUMN_REVISION.format(
+            n=n, table=(n - 1) % min(tables, 10) + 1, revision=revision, down=down))
+        down = revision
+
+
+def seconds(runs):
+    """Return the median seconds of runs, or None when any failed."""
+    return None if not runs or any(r.failed for r in runs) else statistics.median(r.seconds for r in runs)
+
+
+def shown(runs):
+    """Return runs as 'median s (peak MB)', or why they failed."""
+    if not runs:
+        return "-"
+    failed = next((r.failed for r in runs if r.failed), None)
+    if failed:
+        return f"failed: {failed}"
+    return f"{seconds(runs):.2f} s ({max(r.peak_mb for r in runs):.0f} MB)"
+
+
+def schema_figures(s, sizes):
+    """Rows for each command at each number of tables: ours, raw `flask db`, floors."""
+    rows = []
+    for tables in sizes:
+        ours, raw = s.projects(tables)
+        url, raw_url = s.url(f"t{tables}"), s.url(f"t{tables}_raw")  # each side migrates its own database
+        ours_cmd = lambda *args: (lambda: measure([PY, "db_manage.py", *args], ours, s.env(url)))  # noqa: E731
+        raw_cmd = lambda *args: (lambda: measure([PY, "-m", "flask", "db", *args], raw, s.env(raw_url)))  # noqa: E731
+        createdb = [s.bindir / "createdb", make_url(raw_url).database]
+        drop = lambda: (dbadmin.drop_database(url), dbadmin.drop_database(raw_url))  # noqa: E731
+        rows.append((tables, "setup (fresh database)", *s.pair(
+            ours_cmd("setup"), lambda: chain([createdb, [PY, "-m", "flask", "db", "upgrade"]], raw, s.env(raw_url)),
+            before=drop)))
+        rows.append((tables, "upgrade from base", *s.pair(ours_cmd("upgrade"), raw_cmd("upgrade"),
+                                                          before=lambda: (s.fresh(url), s.fresh(raw_url)))))
+        measure([PY, "db_manage.py", "upgrade"], ours, s.env(url))  # at head for what follows
+        if raw_cmd("upgrade")().failed:  # too large for one transaction: the raw figures below are left out
+            raw_cmd = lambda *args: None  # noqa: E731
+        rows.append((tables, "migrate, no change", *s.pair(ours_cmd("migrate", "nothing"),
+                                                           raw_cmd("migrate", "-m", "nothing"))))
+        rows.append((tables, "check", *s.pair(ours_cmd("check"), raw_cmd("check"))))
+        rows.append((tables, "status", *s.pair(ours_cmd("status"), raw_cmd("current"))))
+        rows.append((tables, "reset --yes", *s.pair(ours_cmd("reset", "--yes"), None)))
+        rows += floors(s, tables, url)
+        dbadmin.drop_database(url)
+        dbadmin.drop_database(raw_url)
+    return rows
+
+
+def chain(commands, cwd, env):
+    """Run commands one after the other; return their total as one Measured."""
+    total = Measured(0.0, 0.0)
+    for argv in commands:
+        step = measure(argv, cwd, env)
+        total = Measured(total.seconds + step.seconds, max(total.peak_mb, step.peak_mb), step.failed)
+        if step.failed:
+            break
+    return total
+
+
+def floors(s, tables, url):
+    """The PostgreSQL floors at this size: dump the schema, load it into a new database, clone a template."""
+    dump = s.workdir / f"schema_{tables}.sql"
+    target, clone = s.url(f"t{tables}_load"), s.url(f"t{tables}_clone")
+    dumped = [measure([s.bindir / "pg_dump", "--schema-only", f"--file={dump}"], s.workdir, s.env(url))
+              for _ in range(s.repeat)]
+    loaded = []
+    for _ in range(s.repeat):
+        s.fresh(target)
+        loaded.append(measure([s.bindir / "psql", "--quiet", "--set=ON_ERROR_STOP=1", "--single-transaction",
+                               f"--file={dump}"], s.workdir, s.env(target)))
+    cloned = []
+    for _ in range(s.repeat):
+        dbadmin.drop_database(clone)
+        cloned.append(measure([s.bindir / "createdb", "--template", make_url(url).database,
+                               make_url(clone).database], s.workdir, s.env(url)))
+    for name in (target, clone):
+        dbadmin.drop_database(name)
+    return [(tables, "floor: pg_dump --schema-only", dumped, []),
+            (tables, "floor: load that dump (psql, one transaction)", loaded, []),
+            (tables, "floor: clone the database as a template", cloned, [])]
+
+
+def history_figures(s, sizes):
+    """Rows for each command at each history length: ours and raw `flask db`."""
+    rows = []
+    for revisions in sizes:
+        ours, raw = s.projects(10, revisions)
+        url, raw_url = s.url(f"r{revisions}"), s.url(f"r{revisions}_raw")
+        ours_cmd = lambda *args: (lambda: measure([PY, "db_manage.py", *args], ours, s.env(url)))  # noqa: E731
+        raw_cmd = lambda *args: (lambda: measure([PY, "-m", "flask", "db", *args], raw, s.env(raw_url)))  # noqa: E731
+        rows.append((revisions, "upgrade from base", *s.pair(ours_cmd("upgrade"), raw_cmd("upgrade"),
+                                                             before=lambda: (s.fresh(url), s.fresh(raw_url)))))
+        rows.append((revisions, "history", *s.pair(ours_cmd("history"), raw_cmd("history"))))
+        rows.append((revisions, "status", *s.pair(ours_cmd("status"), raw_cmd("current"))))
+        rows.append((revisions, "lint (every revision)", *s.pair(ours_cmd("lint"), None)))
+        dbadmin.drop_database(url)
+        dbadmin.drop_database(raw_url)
+    return rows
+
+
+def slopes(rows, unit):
+    """Return, per command, the ms per unit between consecutive sizes and whether it does not grow."""
+    lines = []
+    for what in dict.fromkeys(row[1] for row in rows):
+        points = [(size, seconds(a)) for size, name, a, _ in rows if name == what and seconds(a) is not None]
+        if len(points) < 2:
+            continue
+        steps = [(t2 - t1) / (n2 - n1) * 1000 for (n1, t1), (n2, t2) in zip(points, points[1:])]
+        linear = len(steps) < 2 or steps[-1] <= max(steps[0] * 1.5, steps[0] + 2.0)  # 2 ms per unit of noise
+        lines.append(f"| {what} | {' / '.join(f'{m:.1f}' for m in steps)} | {'linear or better' if linear else 'GROWS'} |")
+    header = [f"| command | ms per {unit}, between consecutive sizes | shape |", "|---|---|---|"]
+    return "\n".join(header + lines)
+
+
+def table(rows, unit):
+    """Return rows as a Markdown table: size, command, ours, raw, ratio."""
+    lines = [f"| {unit}s | command | ours: median (peak) | raw `flask db` | ratio |", "|---|---|---|---|---|"]
+    for size, what, a, b in rows:
+        ratio = f"{seconds(a) / seconds(b):.2f}" if seconds(a) and seconds(b) else "-"
+        lines.append(f"| {size:,} | {what} | {shown(a)} | {shown(b)} | {ratio} |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, one run each (the test suite's smoke run)")
+    parser.add_argument("--repeat", type=int, help="runs per figure, median kept (default 3; 1 with --quick)")
+    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "RESULTS.md"),
+                        help="Markdown file whose scaling section is replaced (created if missing)")
+    args = parser.parse_args()
+    tables, revisions = ((3, 8), (3, 8)) if args.quick else ((10, 100, 1000), (10, 100, 2000))
+    s = Scale(args.repeat or (1 if args.quick else 3))
+    started = time.time()
+    try:
+        schema = schema_figures(s, tables)
+        history = history_figures(s, revisions)
+    finally:
+        s.cleanup()
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    section = (f"## Scaling\n\n`python benchmarks/scaling.py{' --quick' if args.quick else ''}`, {when}, "
+               f"PostgreSQL {s.major}, {s.repeat} run(s) per figure, {time.time() - started:.0f} s in all. "
+               "Ratios are ours over raw `flask db` (Flask-Migrate's env.py); `status` is compared with "
+               "`flask db current`; a failed baseline is shown with its last line.\n\n"
+               f"### With the number of tables\n\n{table(schema, 'table')}\n\n{slopes(schema, 'table')}\n\n"
+               f"### With the number of revisions\n\n{table(history, 'revision')}\n\n{slopes(history, 'revision')}\n")
+    output = Path(args.output)
+    before = output.read_text() if output.exists() else "# Benchmark results\n"
+    kept = before.split("\n## Scaling\n")[0].rstrip() + "\n\n"
+    rest = before.split("\n## Scaling\n", 1)[1] if "\n## Scaling\n" in before else ""
+    after = rest[rest.index("\n## ", 1):] if "\n## " in rest else ""
+    output.write_text(kept + section + after)
+    print(section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
