@@ -232,9 +232,13 @@ def adopt():
 
 @cli.command()
 @click.argument("message")
-def migrate(message):
-    """Write a migration from your model changes (autogenerate), then lint it."""
+@click.option("--plain", is_flag=True, help="Write Alembic's own forms, not the zero-downtime ones for existing "
+                                            "tables (CONCURRENTLY, NOT VALID then VALIDATE).  [default: off]")
+def migrate(message, plain):
+    """Write a migration from your model changes (autogenerate), in forms that keep live tables writable; lint it."""
     require_words(message)
+    if plain:
+        os.environ["DB_MANAGE_PLAIN"] = "1"  # read by db_manage_tool/safe_forms.py in the flask db child
     return lint_new_revisions("migrate", "--message", message)
 
 

@@ -116,12 +116,13 @@ def timed(*commands, env=None):
     """Run commands one after the other in the project folder; return their Run (total time, peak memory)."""
     start, peak = time.perf_counter(), 0.0
     for argv in commands:
-        process = subprocess.Popen([str(a) for a in argv], cwd=ROOT, env={**os.environ, "FLASK_APP": "run.py",
-                                   **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        if process.returncode != 0:
-            raise SystemExit(f"benchmark step failed: {' '.join(map(str, argv))}\n{process.stderr.read().decode()}")
+        with tempfile.TemporaryFile() as stderr:  # a file, not a pipe, which a long log would fill and stall
+            process = subprocess.Popen([str(a) for a in argv], cwd=ROOT, env={**os.environ, "FLASK_APP": "run.py",
+                                       **(env or {})}, stdout=subprocess.DEVNULL, stderr=stderr)
+            _, status, usage = os.wait4(process.pid, 0)
+            if os.waitstatus_to_exitcode(status) != 0:
+                stderr.seek(0)
+                raise SystemExit(f"benchmark step failed: {' '.join(map(str, argv))}\n{stderr.read().decode()}")
         peak = max(peak, usage.ru_maxrss / 1024)
     return Run(time.perf_counter() - start, peak)
 

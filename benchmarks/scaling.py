@@ -60,13 +60,14 @@ class Measured:
 
 def measure(argv, cwd, env):
     """Run argv in cwd; return its Measured (a failure is kept, with its last line, not raised)."""
-    start = time.perf_counter()
-    process = subprocess.Popen([str(a) for a in argv], cwd=cwd, env={**os.environ, **env},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - start
-    error = process.stderr.read().decode(errors="replace").strip().splitlines()
-    process.stderr.close()
+    with tempfile.TemporaryFile() as stderr:  # a file, not a pipe: a long log must not fill it and stall the child
+        start = time.perf_counter()
+        process = subprocess.Popen([str(a) for a in argv], cwd=cwd, env={**os.environ, **env},
+                                   stdout=subprocess.DEVNULL, stderr=stderr)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - start
+        stderr.seek(0)
+        error = stderr.read().decode(errors="replace").strip().splitlines()
     failed = (error[-1][:160] if error else "failed") if os.waitstatus_to_exitcode(status) else None
     return Measured(seconds, usage.ru_maxrss / 1024, failed)
 

@@ -13,6 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.dialects import postgresql
 
+from . import safe_forms
 from .application import database, metadata, migrate_extension, migrations_directory
 
 log = logging.getLogger("alembic.env")
@@ -82,6 +83,8 @@ def process_revision_directives(context, revision, directives):
     add_schema_operations(context.connection, script)
     for warning in rename_warnings(script.upgrade_ops):
         click.echo(f"Warning: {warning}", err=True)
+    if getattr(context.config.cmd_opts, "autogenerate", False):
+        directives[:] = safe_forms.rewrite(script, context.dialect)
 
 
 LISTED_MODULES = 8  # beyond this many model modules, the no-change message gives a count and their package

@@ -38,6 +38,7 @@ LOCK_SQL = {  # (try, wait) for a session lock, and for one released with the ca
     True: (text("SELECT pg_try_advisory_xact_lock(:key)"), text("SELECT pg_advisory_xact_lock(:key)")),
 }
 ATTEMPT_LOCK_TIMEOUT = 1.0  # seconds one attempt waits for a table lock before the run is retried
+LOCK_POLL = 0.25  # seconds between two tries for the migration lock held by another run
 RETRY_PAUSES = (0.5, 1.0, 2.0)  # seconds between attempts, the last one repeated
 READ_ONLY_STEPS = ("display_version", "retrieve_migrations")  # current, check and autogenerate: nothing written
 
@@ -269,7 +270,16 @@ def take_migration_lock(connection, transactional):
     if connection.execute(try_lock, {"key": MIGRATION_LOCK_KEY}).scalar():
         return
     click.echo("Waiting for another migration of this database to finish...", err=True)
-    connection.execute(wait_lock, {"key": MIGRATION_LOCK_KEY})
+    if transactional:
+        connection.execute(wait_lock, {"key": MIGRATION_LOCK_KEY})
+        return
+    # Not waited for inside a transaction: the other run's CREATE INDEX CONCURRENTLY waits for every open
+    # transaction to end, this one included, while this one would wait for it (a deadlock). Poll between them.
+    while True:
+        connection.commit()
+        time.sleep(LOCK_POLL)
+        if connection.execute(try_lock, {"key": MIGRATION_LOCK_KEY}).scalar():
+            return
 
 
 def session_settings(connection, lock_timeout_value, local):

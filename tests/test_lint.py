@@ -151,7 +151,7 @@ def test_migrate_lints_the_file_it_writes(cli, project, database):
     user.write_text(user.read_text().replace(
         'email = db.Column(db.String(120), unique=True, nullable=False)',
         'email = db.Column(db.String(120), unique=True, nullable=False, index=True)'))
-    result = cli("migrate", "Index e-mails")
+    result = cli("migrate", "--plain", "Index e-mails")  # Alembic's own form: a build that blocks writes
     assert result.returncode == 0, result.stderr
     assert "Warning: migrations/versions/" in result.stderr
     assert "require-concurrent-index-creation" in result.stderr

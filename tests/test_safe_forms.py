@@ -1,0 +1,151 @@
+"""`migrate` writes the zero-downtime form for tables that exist: concurrent indexes, NOT VALID then VALIDATE,
+NOT NULL through a validated CHECK, unique constraints from a concurrent index; `--plain` keeps Alembic's."""
+import re
+import subprocess
+import sys
+
+from conftest import cli_env
+
+EDITS = {  # file of the project copy: (text, replacement), the model edits a team makes every week
+    "app/models/post.py": [
+        ("title = db.Column(db.String(200), nullable=False)",
+         "title = db.Column(db.String(200), nullable=False, index=True)"),
+        ('    author_id = db.Column(db.Integer, db.ForeignKey("users.id"), nullable=False, index=True)\n',
+         '    author_id = db.Column(db.Integer, db.ForeignKey("users.id"), nullable=False, index=True)\n'
+         '    reviewer_id = db.Column(db.Integer, db.ForeignKey("users.id"))\n')],
+    "app/models/page_view.py": [
+        ("url = db.Column(db.String(500), nullable=False)", "url = db.Column(db.String(500), nullable=False, "
+                                                            "unique=True)"),
+        ("user_agent = db.Column(db.String(500))", "user_agent = db.Column(db.String(500), nullable=False)")],
+}
+
+
+def edit_models(project):
+    for relative, changes in EDITS.items():
+        path = project / relative
+        text = path.read_text()
+        for old, new in changes:
+            assert old in text, (relative, old)
+            text = text.replace(old, new)
+        path.write_text(text)
+
+
+def written(project, result):
+    """Return the texts of the revisions the command wrote, oldest first (its first, then the steps one)."""
+    assert result.returncode == 0, result.stderr
+    files = [p for p in (project / "migrations" / "versions").glob("*.py") if "live_edits" in p.name]
+    assert files, result.stderr
+    texts = {p.read_text() for p in files}
+    return sorted(texts, key=lambda text: "steps that keep" in text)
+
+
+def upgrades(texts):
+    """Return the upgrade() parts of texts, joined."""
+    return "".join(text.split("def downgrade")[0] for text in texts)
+
+
+def catalog(database):
+    """Return what the edits changed in the catalog: the index, the constraints (validated?), NOT NULL."""
+    return {
+        "index": database.rows("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('ix_posts_title')"),
+        "constraints": dict(database.rows(
+            "SELECT conname, convalidated FROM pg_constraint WHERE conname IN ('fk_posts_reviewer_id_users', "
+            "'uq_page_views_url', 'page_views_user_agent_not_null')")),
+        "not_null": database.scalar("SELECT attnotnull FROM pg_attribute WHERE attname = 'user_agent' "
+                                    "AND attrelid = 'analytics.page_views'::regclass"),
+    }
+
+
+def test_migrate_writes_the_safe_forms_and_they_upgrade_downgrade_and_lint_clean(cli, project, database,
+                                                                                head_revision):
+    database.execute("INSERT INTO analytics.page_views (url, user_agent) VALUES ('/a', 'curl'), ('/b', 'curl')")
+    before = catalog(database)
+    edit_models(project)
+    first, steps = written(project, cli("migrate", "Live edits"))
+    assert "op.add_column('posts', sa.Column('reviewer_id'" in first and "autocommit_block" not in first, \
+        "what is not a step stays one transaction, in a revision of its own"
+    first_id = re.search(r"^revision = '(\w+)'", first, re.MULTILINE).group(1)
+    assert "steps that keep posts, page_views writable" in steps and f"down_revision = '{first_id}'" in steps
+    text = first + steps
+    upgrade = upgrades([steps])
+    assert "op.create_index(op.f('ix_posts_title'), 'posts', ['title'], unique=False, postgresql_concurrently=True)" \
+        in upgrade
+    assert "op.drop_index(op.f('ix_posts_title'), table_name='posts', postgresql_concurrently=True, if_exists=True)" \
+        in upgrade, "an invalid index a failed build left is dropped first"
+    assert "postgresql_not_valid=True" in upgrade.split("create_foreign_key")[1].splitlines()[0]
+    assert "VALIDATE CONSTRAINT fk_posts_reviewer_id_users" in upgrade
+    assert "'user_agent IS NOT NULL', schema='analytics', postgresql_not_valid=True" in upgrade
+    assert upgrade.index("VALIDATE CONSTRAINT page_views_user_agent_not_null") < upgrade.index("nullable=False")
+    assert "UNIQUE USING INDEX uq_page_views_url" in upgrade and "create_unique_constraint" not in upgrade
+    assert upgrade.count("autocommit_block()") == 4
+    assert all(len(line) <= 120 or not line.strip().startswith("#") for line in text.splitlines())
+    assert "postgresql_concurrently=True" in text.split("def downgrade")[1], "the downgrade drops it concurrently"
+
+    result = cli("upgrade")
+    assert result.returncode == 0, result.stderr
+    after = catalog(database)
+    assert after["index"] == [(True,)] and after["not_null"] is True
+    assert after["constraints"] == {"fk_posts_reviewer_id_users": True, "uq_page_views_url": True}, \
+        "validated, and the temporary check dropped"
+    lint = cli("lint")
+    assert lint.returncode == 0 and "No finding" in lint.stdout + lint.stderr, lint.stdout + lint.stderr
+    assert cli("check").returncode == 0
+
+    result = cli("downgrade", head_revision)
+    assert result.returncode == 0, result.stderr
+    assert catalog(database) == before
+
+
+def test_plain_writes_alembics_own_forms(cli, project, database):
+    edit_models(project)
+    texts = written(project, cli("migrate", "--plain", "Live edits"))
+    assert len(texts) == 1
+    text = texts[0]
+    assert "autocommit_block" not in text and "postgresql_concurrently" not in text and "NOT VALID" not in text
+    assert "op.create_unique_constraint(op.f('uq_page_views_url')" in text
+    assert "op.create_index(op.f('ix_posts_title'), 'posts', ['title'], unique=False)" in text
+
+
+def test_a_table_the_revision_creates_keeps_the_plain_form(cli, project, database):
+    models = project / "app" / "models" / "tag.py"
+    models.write_text('from app import db\n\n\nclass Tag(db.Model):\n    __tablename__ = "tags"\n'
+                      '    id = db.Column(db.Integer, primary_key=True)\n'
+                      '    name = db.Column(db.String(40), nullable=False, index=True)\n'
+                      '    post_id = db.Column(db.Integer, db.ForeignKey("posts.id"))\n')
+    texts = written(project, cli("migrate", "Live edits"))
+    assert len(texts) == 1
+    text = texts[0]
+    assert "op.create_table('tags'" in text and "autocommit_block" not in text and "NOT VALID" not in text
+    assert "op.create_index(op.f('ix_tags_name'), 'tags', ['name'], unique=False)" in text
+
+
+def test_an_interrupted_unique_build_is_rerun_to_success(cli, project, database):
+    """Duplicates make the concurrent build fail, leaving an invalid index; once they are gone, upgrade succeeds."""
+    database.execute("INSERT INTO analytics.page_views (url, user_agent) VALUES ('/same', 'a'), ('/same', 'b')")
+    edit_models(project)
+    assert written(project, cli("migrate", "Live edits"))
+    failed = cli("upgrade")
+    assert failed.returncode == 1
+    first_revision = failed.stderr.split("Running upgrade 3e1dd673592b -> ")[1][:12]
+    assert database.revision() == first_revision, "the transactional revision is recorded; the steps are not"
+    assert "invalid index uq_page_views_url" in failed.stderr or "analytics.uq_page_views_url" in failed.stderr, \
+        failed.stderr
+    assert database.rows("SELECT indisvalid FROM pg_index WHERE indexrelid = "
+                         "to_regclass('analytics.uq_page_views_url')") == [(False,)]
+    database.execute("DELETE FROM analytics.page_views WHERE user_agent = 'b'")
+    again = cli("upgrade")
+    assert again.returncode == 0, again.stderr
+    assert catalog(database)["constraints"] == {"fk_posts_reviewer_id_users": True, "uq_page_views_url": True}
+    assert database.rows("SELECT indisvalid FROM pg_index WHERE indexrelid = "
+                         "to_regclass('analytics.uq_page_views_url')") == [(True,)]
+
+
+def test_two_deploys_at_once_apply_the_safe_revision_once(cli, project, database):
+    edit_models(project)
+    assert written(project, cli("migrate", "Live edits"))
+    runs = [subprocess.Popen([sys.executable, "db_manage.py", "upgrade"], cwd=project, env=cli_env(database.url),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [run.communicate(timeout=120)[1] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    assert sum("Running upgrade 3e1dd673592b" in output for output in outputs) == 1, outputs
+    assert catalog(database)["index"] == [(True,)]
