@@ -39,6 +39,7 @@ LOCK_SQL = {  # (try, wait) for a session lock, and for one released with the ca
 }
 ATTEMPT_LOCK_TIMEOUT = 1.0  # seconds one attempt waits for a table lock before the run is retried
 LOCK_POLL = 0.25  # seconds between two tries for the migration lock held by another run
+WAITING_MARK = "(waiting for the migration lock)"  # appended to the application_name of a run that waits
 RETRY_PAUSES = (0.5, 1.0, 2.0)  # seconds between attempts, the last one repeated
 READ_ONLY_STEPS = ("display_version", "retrieve_migrations")  # current, check and autogenerate: nothing written
 
@@ -275,10 +276,14 @@ def take_migration_lock(connection, transactional):
         return
     # Not waited for inside a transaction: the other run's CREATE INDEX CONCURRENTLY waits for every open
     # transaction to end, this one included, while this one would wait for it (a deadlock). Poll between them.
+    name = connection.execute(text("SELECT current_setting('application_name')")).scalar()
+    connection.execute(text("SELECT set_config('application_name', :name, false)"),  # seen in pg_stat_activity
+                       {"name": f"{name} {WAITING_MARK}"[-63:]})
     while True:
         connection.commit()
         time.sleep(LOCK_POLL)
         if connection.execute(try_lock, {"key": MIGRATION_LOCK_KEY}).scalar():
+            connection.execute(text("SELECT set_config('application_name', :name, false)"), {"name": name})
             return
 
 

@@ -25,9 +25,9 @@ def waiting_for_the_lock(connection, count, timeout=60):
     """Wait until count sessions wait for the migration lock; return True if they do within timeout seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        waiting = connection.execute(text(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
-            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")).scalar()
+        waiting = connection.execute(text(  # a run waits between transactions, under a name that says so
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name LIKE '%(waiting for the migration lock)'")).scalar()
         connection.commit()
         if waiting >= count:
             return True

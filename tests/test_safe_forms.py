@@ -4,7 +4,8 @@ import re
 import subprocess
 import sys
 
-from conftest import cli_env
+from benchmarks.generated_app import write_project
+from conftest import Database, cli_env
 
 EDITS = {  # file of the project copy: (text, replacement), the model edits a team makes every week
     "app/models/post.py": [
@@ -149,3 +150,33 @@ def test_two_deploys_at_once_apply_the_safe_revision_once(cli, project, database
     assert [run.returncode for run in runs] == [0, 0], outputs
     assert sum("Running upgrade 3e1dd673592b" in output for output in outputs) == 1, outputs
     assert catalog(database)["index"] == [(True,)]
+
+
+def test_without_a_naming_convention_the_constraints_get_postgresqls_names(tmp_path, missing_database_url):
+    """An application with plain SQLAlchemy() (no naming convention): the NOT VALID foreign key is named as
+    PostgreSQL would, so that the downgrade can drop it."""
+    project = write_project(tmp_path / "project", 2)
+    env = {**cli_env(missing_database_url), "FLASK_APP": "genapp:create_app()"}
+    run = lambda *args: subprocess.run([sys.executable, "db_manage.py", *args], cwd=project, env=env,  # noqa: E731
+                                       capture_output=True, text=True, timeout=120)
+    assert run("setup").returncode == 0
+    base = run("current").stdout.split()[0]
+    models = project / "genapp" / "models" / "m000.py"
+    models.write_text(models.read_text().replace(
+        '    parent_id = db.Column(db.Integer, db.ForeignKey("table_0001.id"), index=True)\n',
+        '    parent_id = db.Column(db.Integer, db.ForeignKey("table_0001.id"), index=True)\n'
+        '    other_id = db.Column(db.Integer, db.ForeignKey("table_0001.id"))\n'))
+    result = run("migrate", "Live edits")
+    assert result.returncode == 0, result.stderr
+    texts = written(project, result)
+    assert "op.create_foreign_key('table_0002_other_id_fkey', 'table_0002', 'table_0001', ['other_id'], ['id'], " \
+           "postgresql_not_valid=True)" in texts[1]
+    assert "op.drop_constraint('table_0002_other_id_fkey', 'table_0002', type_='foreignkey')" in texts[1]
+    assert run("upgrade").returncode == 0
+    database = Database(missing_database_url)
+    assert database.rows("SELECT convalidated FROM pg_constraint WHERE conname = 'table_0002_other_id_fkey'") == \
+        [(True,)]
+    down = run("downgrade", base)
+    assert down.returncode == 0, down.stderr
+    assert database.rows("SELECT 1 FROM pg_constraint WHERE conname = 'table_0002_other_id_fkey'") == []
+    assert "other_id" not in database.columns("table_0002")
