@@ -26,6 +26,7 @@ import psycopg2  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from benchmarks.generated_app import write_project  # noqa: E402
+from benchmarks.results import replace_section  # noqa: E402
 from db_manage_tool import dbadmin  # noqa: E402
 
 MODELS = '''from .. import db
@@ -186,13 +187,7 @@ def main():
                "updating a row every 5 ms each while `upgrade` applies the revision `migrate` wrote (with and "
                "without `--plain`). The waits include `upgrade`'s own start-up only where a write was blocked.\n\n"
                + "\n".join(lines) + "\n")
-    output = Path(args.output)
-    before = output.read_text() if output.exists() else "# Benchmark results\n"
-    marker = "\n## Writes during a migration\n"
-    head = before.split(marker)[0].rstrip() + "\n\n"
-    rest = before.split(marker, 1)[1] if marker in before else ""
-    after = rest[rest.index("\n## ", 1):] if "\n## " in rest else ""
-    output.write_text(head + section + after)
+    replace_section(args.output, "Writes during a migration", section)
     print(section)
 
 

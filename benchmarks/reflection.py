@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from benchmarks.generated_app import write_project  # noqa: E402
+from benchmarks.results import replace_section  # noqa: E402
 from db_manage_tool import dbadmin  # noqa: E402
 
 PROBE = '''
@@ -106,13 +107,7 @@ def main():
         + ("That is short of the 2x this needed, so `check` and autogenerate keep Alembic's own reflection, and "
            "`check` stays no slower than raw `flask db check` (see Scaling).\n" if gain < 2 else
            "That reaches the 2x this needed: batching the serial detection is worth doing (not done yet).\n"))
-    output = Path(args.output)
-    before = output.read_text() if output.exists() else "# Benchmark results\n"
-    marker = "\n## Reflection for check and autogenerate\n"
-    head = before.split(marker)[0].rstrip() + "\n\n"
-    rest = before.split(marker, 1)[1] if marker in before else ""
-    after = rest[rest.index("\n## ", 1):] if "\n## " in rest else ""
-    output.write_text(head + section + after)
+    replace_section(args.output, "Reflection for check and autogenerate", section)
     print(section)
 
 

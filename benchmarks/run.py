@@ -316,7 +316,9 @@ def main():
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     command = "python benchmarks/run.py" + (" --quick" if args.quick else "")
     report = f"# Benchmark results\n\n`{command}`, {when}: {description}.\n\n{result}\n"
-    Path(args.output).write_text(report)
+    output = Path(args.output)  # the other scripts' sections (scaling, writes, reflection) are kept
+    previous = output.read_text() if output.exists() else ""
+    output.write_text(report + (previous[previous.index("\n## "):] if "\n## " in previous else ""))
     return 0  # a missed target shows as NO in the table; benchmarks are not tests
 
 

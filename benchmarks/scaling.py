@@ -27,10 +27,12 @@ import flask_migrate  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from benchmarks.generated_app import write_project  # noqa: E402
+from benchmarks.results import replace_section  # noqa: E402
 from db_manage_tool import dbadmin  # noqa: E402
 from db_manage_tool.pgtools import find_program, libpq_env, server_major  # noqa: E402
 
 PY = sys.executable
+FLOOR = "floor: load that dump (psql, one transaction)"  # PostgreSQL's own cost of creating the schema
 STOCK_ENV = Path(flask_migrate.__file__).parent / "templates" / "flask" / "env.py"
 COLUMN_REVISION = '''"""Add c{n} to table_{table:04d}."""
 from alembic import op
@@ -240,17 +242,34 @@ def history_figures(s, sizes):
     return rows
 
 
-def slopes(rows, unit):
-    """Return, per command, the ms per unit between consecutive sizes and whether it does not grow."""
+def slopes(rows, unit, floor=None):
+    """Return, per command, its ms per unit between consecutive sizes, and whether it grows no faster than the
+    work: than raw `flask db` where there is one, else than PostgreSQL's own floor (or linearly)."""
+    def steps(what, side):
+        points = [(size, seconds(runs[side])) for size, name, *runs in rows if name == what]
+        if len(points) < 2 or any(t is None for _, t in points):
+            return None
+        return [(t2 - t1) / (n2 - n1) * 1000 for (n1, t1), (n2, t2) in zip(points, points[1:])]
+
+    reference = steps(floor, 0) if floor else None
     lines = []
     for what in dict.fromkeys(row[1] for row in rows):
-        points = [(size, seconds(a)) for size, name, a, _ in rows if name == what and seconds(a) is not None]
-        if len(points) < 2:
+        ours, raw = steps(what, 0), steps(what, 1)
+        if ours is None:
             continue
-        steps = [(t2 - t1) / (n2 - n1) * 1000 for (n1, t1), (n2, t2) in zip(points, points[1:])]
-        linear = len(steps) < 2 or steps[-1] <= max(steps[0] * 1.5, steps[0] + 2.0)  # 2 ms per unit of noise
-        lines.append(f"| {what} | {' / '.join(f'{m:.1f}' for m in steps)} | {'linear or better' if linear else 'GROWS'} |")
-    header = [f"| command | ms per {unit}, between consecutive sizes | shape |", "|---|---|---|"]
+        if what == floor:
+            verdict = "the reference: PostgreSQL's own growth"
+        elif raw:
+            verdict = "no faster than raw" if ours[-1] <= raw[-1] * 1.3 + 2.0 else "FASTER THAN RAW"
+        elif reference and what != floor and len(ours) > 1:
+            grows = ours[-1] / max(ours[0], 0.1) <= 1.5 * reference[-1] / max(reference[0], 0.1)
+            verdict = "no faster than the floor" if grows else "FASTER THAN THE FLOOR"
+        else:
+            verdict = "linear" if len(ours) < 2 or ours[-1] <= max(ours[0] * 1.5, ours[0] + 2.0) else "GROWS"
+        shown_raw = " / ".join(f"{m:.1f}" for m in raw) if raw else "-"
+        lines.append(f"| {what} | {' / '.join(f'{m:.1f}' for m in ours)} | {shown_raw} | {verdict} |")
+    header = [f"| command | ours: ms per {unit} between consecutive sizes | raw `flask db` | growth |",
+              "|---|---|---|---|"]
     return "\n".join(header + lines)
 
 
@@ -283,14 +302,9 @@ def main():
                f"PostgreSQL {s.major}, {s.repeat} run(s) per figure, {time.time() - started:.0f} s in all. "
                "Ratios are ours over raw `flask db` (Flask-Migrate's env.py); `status` is compared with "
                "`flask db current`; a failed baseline is shown with its last line.\n\n"
-               f"### With the number of tables\n\n{table(schema, 'table')}\n\n{slopes(schema, 'table')}\n\n"
+               f"### With the number of tables\n\n{table(schema, 'table')}\n\n{slopes(schema, 'table', FLOOR)}\n\n"
                f"### With the number of revisions\n\n{table(history, 'revision')}\n\n{slopes(history, 'revision')}\n")
-    output = Path(args.output)
-    before = output.read_text() if output.exists() else "# Benchmark results\n"
-    kept = before.split("\n## Scaling\n")[0].rstrip() + "\n\n"
-    rest = before.split("\n## Scaling\n", 1)[1] if "\n## Scaling\n" in before else ""
-    after = rest[rest.index("\n## ", 1):] if "\n## " in rest else ""
-    output.write_text(kept + section + after)
+    replace_section(args.output, "Scaling", section)
     print(section)
     return 0
 

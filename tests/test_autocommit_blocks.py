@@ -95,7 +95,7 @@ def test_a_concurrent_build_waits_for_older_transactions_within_the_whole_budget
 
 def test_a_failure_after_an_autocommit_block_says_what_was_committed(cli, project, database, head_revision):
     write_revisions(project, head_revision)
-    report = busy(database.url, 5)
+    report = busy(database.url, 12)  # longer than the command's start-up on a loaded machine plus its 1.5 s budget
     result = cli("upgrade", env={"MIGRATION_LOCK_TIMEOUT": "1.5"})
     report.join()
     message = result.stderr.strip().splitlines()[-1]

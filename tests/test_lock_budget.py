@@ -1,7 +1,7 @@
 """Schemas larger than one transaction's lock budget: setup, upgrade from base and reset commit in steps.
 
 The tests start their own PostgreSQL with the default max_locks_per_transaction (64) and a
-small max_connections (8, and few background workers), so that a schema of 200 generated tables (about 2,800 locks to
+small max_connections (8, and few background workers), so that a schema of 120 generated tables (about 1,700 locks to
 create or drop) outgrows the lock table, as 1,000 tables outgrow a server with the defaults.
 """
 import glob
@@ -20,7 +20,7 @@ import pytest
 from benchmarks.generated_app import write_project
 from conftest import Database, cli_env
 
-TABLES = 200
+TABLES = 120
 
 
 def postgres_bin():

@@ -202,10 +202,11 @@ def test_a_second_seed_waits_for_the_first(project, database):
                                    env=cli_env(database.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    text=True)
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not database.scalar(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
-                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"):
+        while time.monotonic() < deadline and not database.scalar(  # the seed asks for the lock again and again
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND application_name LIKE 'db_manage.py seed %' AND query LIKE '%pg_try_advisory_xact_lock%'"):
             time.sleep(0.2)
+        assert time.monotonic() < deadline, "the second seed never asked for the lock"
         assert waiting.poll() is None, "the second seed waits"
         assert database.counts() == (0, 0, 0)
         holder.rollback()
