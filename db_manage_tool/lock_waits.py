@@ -52,7 +52,7 @@ def watch(url, name, done):
 
     if done.wait(FIRST_LOOK_AFTER):
         return
-    told = set()
+    told, unnamed = set(), {}
     try:
         url = make_url(url)
         args = {**url.translate_connect_args(username="user", database="dbname"), **dict(url.query),
@@ -66,8 +66,11 @@ def watch(url, name, done):
             while not done.is_set():
                 cursor.execute(WAITS, {"name": name})
                 for pid, application, state, seconds, relation in cursor.fetchall():
-                    if (pid, relation) not in told and not done.is_set():
-                        told.add((pid, relation))
+                    unnamed[pid] = unnamed.get(pid, 0) + (relation is None)
+                    if relation is None and unnamed[pid] < 2:  # a relation lock may show a moment late: look again
+                        continue
+                    if pid not in told and not done.is_set():  # one note per blocking session
+                        told.add(pid)
                         click.echo(note(pid, application, state, seconds, relation), err=True)
                 done.wait(LOOK_EVERY)
     except psycopg2.Error:
