@@ -57,11 +57,15 @@ def in_app(work, *args, announce=True, **kwargs):
 
 def dotenv_value(name):
     """Return the variable `name` as the project's .flaskenv or .env sets it (.env wins, as with `flask`), else None."""
-    files = [path for path in (os.path.join(ROOT, ".flaskenv"), os.path.join(ROOT, ".env")) if os.path.exists(path)]
+    files = [path for path in (os.path.join(ROOT, ".flaskenv"), os.path.join(ROOT, ".env")) if os.path.isfile(path)]
     if not files:
         return None
     from dotenv import dotenv_values  # python-dotenv: what `flask` reads these files with
 
+    from db_manage_tool.dotenv_files import check  # a file python-dotenv cannot parse would be half read, silently
+
+    for path in files:
+        check(path)
     values = {key: value for path in files for key, value in dotenv_values(path).items()}
     return values.get(name) or None
 
@@ -127,11 +131,6 @@ def cli(app_path, config, verbose):
     for option, value in (("--app", app_path), ("--config", config)):
         if value is not None and not value.strip():
             raise click.UsageError(f"{option} needs a value: leave it out for the default.")
-    for name in (".flaskenv", ".env"):  # a file python-dotenv cannot parse would be half read, silently
-        if os.path.isfile(os.path.join(ROOT, name)):
-            from db_manage_tool.dotenv_files import check
-
-            check(os.path.join(ROOT, name))
     if app_path or os.environ.get("FLASK_APP"):  # given here: relative to where the command is run
         os.environ["FLASK_APP"] = app_import_path(app_path or os.environ["FLASK_APP"], os.getcwd())
     else:  # the project's .flaskenv or .env, relative to the project; else its run.py

@@ -2,7 +2,8 @@
 
 Generated applications (benchmarks/generated_app.py) of 10, 100 and 1,000 tables, and histories of
 10, 100 and 2,000 revisions; each command timed as a whole process (median of --repeat runs, ours
-and the baseline interleaved) with its peak memory; the per-unit slope between sizes; the ratio to
+and the baseline interleaved; at least 7 for the commands that change nothing, whose sub-second
+figures this machine's noise moves most) with its peak memory; the per-unit slope between sizes; the ratio to
 the raw `flask db` command (Flask-Migrate's own env.py, in a copy of the project) and to the
 floors (`pg_dump --schema-only`, loading that dump, a template clone). Appends a section to
 benchmarks/RESULTS.md (or --output).
@@ -11,6 +12,7 @@ benchmarks/RESULTS.md (or --output).
     python benchmarks/scaling.py --quick    small sizes, one run each: the test suite's smoke run
 """
 import argparse
+import compileall
 import os
 import shutil
 import statistics
@@ -77,10 +79,10 @@ def measure(argv, cwd, env):
 class Scale:
     """The server, scratch databases and generated projects of one run."""
 
-    def __init__(self, repeat):
+    def __init__(self, repeat, short_repeat):
         from app import create_app
 
-        self.repeat = repeat
+        self.repeat, self.short_repeat = repeat, short_repeat
         self.base = make_url(create_app().config["SQLALCHEMY_DATABASE_URI"])
         self.major = server_major(self.base.render_as_string(hide_password=False))
         self.bindir = Path(find_program("pg_dump", self.major)[0]).parent
@@ -114,12 +116,15 @@ class Scale:
         raw = ours.parent / "raw"
         shutil.copytree(ours, raw)
         shutil.copy(STOCK_ENV, raw / "migrations" / "env.py")
+        for project in (ours, raw):  # bytecode compiled once, as pip does for Flask-Migrate's and Python on first
+            compileall.compile_dir(project, quiet=1)  # use (this machine sets PYTHONDONTWRITEBYTECODE=1)
         return ours, raw
 
-    def pair(self, ours, baseline, before=None):
-        """Run ours and baseline (callables returning Measured) interleaved; return their lists."""
+    def pair(self, ours, baseline, before=None, short=False):
+        """Run ours and baseline (callables returning Measured) interleaved; return their lists (short: a
+        command that changes nothing, run short_repeat times)."""
         a, b = [], []
-        for _ in range(self.repeat):
+        for _ in range(self.short_repeat if short else self.repeat):
             for run, runs in ((ours, a), (baseline, b)):
                 if run is None:
                     continue
@@ -180,9 +185,9 @@ def schema_figures(s, sizes):
         if raw_cmd("upgrade")().failed:  # too large for one transaction: the raw figures below are left out
             raw_cmd = lambda *args: None  # noqa: E731
         rows.append((tables, "migrate, no change", *s.pair(ours_cmd("migrate", "nothing"),
-                                                           raw_cmd("migrate", "-m", "nothing"))))
-        rows.append((tables, "check", *s.pair(ours_cmd("check"), raw_cmd("check"))))
-        rows.append((tables, "status", *s.pair(ours_cmd("status"), raw_cmd("current"))))
+                                                           raw_cmd("migrate", "-m", "nothing"), short=True)))
+        rows.append((tables, "check", *s.pair(ours_cmd("check"), raw_cmd("check"), short=True)))
+        rows.append((tables, "status", *s.pair(ours_cmd("status"), raw_cmd("current"), short=True)))
         rows.append((tables, "reset --yes", *s.pair(ours_cmd("reset", "--yes"), None)))
         rows += floors(s, tables, url)
         dbadmin.drop_database(url)
@@ -234,8 +239,8 @@ def history_figures(s, sizes):
         raw_cmd = lambda *args: (lambda: measure([PY, "-m", "flask", "db", *args], raw, s.env(raw_url)))  # noqa: E731
         rows.append((revisions, "upgrade from base", *s.pair(ours_cmd("upgrade"), raw_cmd("upgrade"),
                                                              before=lambda: (s.fresh(url), s.fresh(raw_url)))))
-        rows.append((revisions, "history", *s.pair(ours_cmd("history"), raw_cmd("history"))))
-        rows.append((revisions, "status", *s.pair(ours_cmd("status"), raw_cmd("current"))))
+        rows.append((revisions, "history", *s.pair(ours_cmd("history"), raw_cmd("history"), short=True)))
+        rows.append((revisions, "status", *s.pair(ours_cmd("status"), raw_cmd("current"), short=True)))
         rows.append((revisions, "lint (every revision)", *s.pair(ours_cmd("lint"), None)))
         dbadmin.drop_database(url)
         dbadmin.drop_database(raw_url)
@@ -290,7 +295,8 @@ def main():
                         help="Markdown file whose scaling section is replaced (created if missing)")
     args = parser.parse_args()
     tables, revisions = ((3, 8), (3, 8)) if args.quick else ((10, 100, 1000), (10, 100, 2000))
-    s = Scale(args.repeat or (1 if args.quick else 3))
+    repeat = args.repeat or (1 if args.quick else 3)
+    s = Scale(repeat, repeat if args.quick else max(repeat, 7))
     started = time.time()
     try:
         schema = schema_figures(s, tables)
@@ -299,9 +305,12 @@ def main():
         s.cleanup()
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     section = (f"## Scaling\n\n`python benchmarks/scaling.py{' --quick' if args.quick else ''}`, {when}, "
-               f"PostgreSQL {s.major}, {s.repeat} run(s) per figure, {time.time() - started:.0f} s in all. "
+               f"PostgreSQL {s.major}, {s.repeat} run(s) per figure ({s.short_repeat} for the commands that change "
+               f"nothing), {time.time() - started:.0f} s in all; bytecode compiled beforehand for both sides. "
                "Ratios are ours over raw `flask db` (Flask-Migrate's env.py); `status` is compared with "
-               "`flask db current`; a failed baseline is shown with its last line.\n\n"
+               "`flask db current`; a failed baseline is shown with its last line. Peak memory is Linux's ru_maxrss, "
+               "which counts the benchmark process's own size at fork: a figure at that size (75 to 137 MB here) "
+               "is an upper bound, not the command's peak.\n\n"
                f"### With the number of tables\n\n{table(schema, 'table')}\n\n{slopes(schema, 'table', FLOOR)}\n\n"
                f"### With the number of revisions\n\n{table(history, 'revision')}\n\n{slopes(history, 'revision')}\n")
     replace_section(args.output, "Scaling", section)

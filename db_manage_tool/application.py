@@ -38,8 +38,11 @@ def load_app(announce=True):
 
     from .revisions import refuse_duplicate_revisions, use_first_line_messages
 
+    from .dotenv_files import check_folder
+
     use_first_line_messages()
     refuse_duplicate_revisions()
+    check_folder(os.getcwd())  # the files load_dotenv reads first: commands run in the project folder
     load_dotenv()
     where = os.environ.get("FLASK_APP") or "wsgi.py or app.py"
     try:

@@ -258,6 +258,11 @@ CASES = [
          prepare=write(".env", 'FLASK_CONFIG=development\nDATABASE_URL="postgresql://x\n')),
     Case("dotenv-not-utf8", ("status",), 1, "not UTF-8", prepare=write(".env", b"SECRET_KEY=\xff\xfe\n")),
     Case("flaskenv-unclosed-quote", ("status",), 1, ".flaskenv line 1", prepare=write(".flaskenv", "FLASK_APP='run.py\n")),
+    # FLASK_APP given: the wrapper reads neither file, the application loader checks them (in process and in flask db).
+    Case("dotenv-unclosed-quote-app-given", ("status",), 1, ".env line 2 cannot be parsed", env={"FLASK_APP": "run.py"},
+         prepare=write(".env", 'FLASK_CONFIG=development\nDATABASE_URL="postgresql://x\n')),
+    Case("dotenv-unclosed-quote-flask-db", ("upgrade",), 1, ".env line 2 cannot be parsed", env={"FLASK_APP": "run.py"},
+         prepare=write(".env", 'FLASK_CONFIG=development\nDATABASE_URL="postgresql://x\n')),
     Case("app-missing-file", ("--app", "nosuch.py", "status"), 1, "FLASK_APP"),
     Case("app-missing-factory", ("--app", "run:nope()", "status"), 1, "FLASK_APP"),
     Case("app-import-error", ("status",), 1, "failed to import",

@@ -28,7 +28,8 @@ def wait_until_blocked(database, command, timeout=60):
 def test_a_command_blocked_by_a_lock_says_who_holds_it(project, database, args, table):
     holder = create_engine(database.url, poolclass=NullPool).connect()
     transaction = holder.begin()
-    holder.execute(text(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+    quoted = holder.dialect.identifier_preparer.quote(table)
+    holder.execute(text(f"LOCK TABLE {quoted} IN ACCESS EXCLUSIVE MODE"))
     holder_pid = holder.execute(text("SELECT pg_backend_pid()")).scalar()
     run = subprocess.Popen([sys.executable, "db_manage.py", *args], cwd=project, env=cli_env(database.url),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
