@@ -41,9 +41,9 @@ def check(path):
     except UnicodeDecodeError as exc:
         line = raw[:exc.start].count(b"\n") + 1
         raise DotenvError(f"{path} line {line} is not UTF-8 text (byte {raw[exc.start]:#04x}): save the "
-                                   "file as UTF-8.") from None
+                          "file as UTF-8.") from None
     for binding in parse_stream(io.StringIO(text)):
         if binding.error:
             shown = binding.original.string.split("=", 1)[0].strip()[:40]
             raise DotenvError(f"{path} line {binding.original.line} cannot be parsed (it starts with "
-                                       f"{shown!r}; an unclosed quote?): write it as NAME=value or NAME=\"value\".")
+                              f"{shown!r}; an unclosed quote?): write it as NAME=value or NAME=\"value\".")
