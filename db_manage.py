@@ -3,8 +3,8 @@
 
 This file is the map of the commands, a few lines each. It sets FLASK_APP (--app, else
 $FLASK_APP, else run.py) and routes each command: those that Flask-Migrate already provides
-hand off to `flask db ...`, run by this same interpreter in a subprocess (nothing heavy is
-imported here first); the others run in this process, in the application context, with their
+hand off to `flask db ...`, run in a subprocess forked from this one (nothing heavy is
+imported here first, so the child starts with only what it needs); the others run in this process, in the application context, with their
 work in the package db_manage_tool/, which serves any Flask-SQLAlchemy + Flask-Migrate app.
 Exit codes: 0 done, 1 the operation failed, 2 usage error.
 """
@@ -26,7 +26,7 @@ PGDATA = os.path.join(ROOT, "instance", "pgdata")  # the embedded PostgreSQL's d
 
 
 def flask_db(*args, lint_written=False):
-    """Run `flask db ARGS` with this interpreter in the project folder and return its exit code.
+    """Run `flask db ARGS` in a child of this interpreter, in the project folder, and return its exit code.
 
     With lint_written, the child also lints the revision files it writes (warnings only), with the
     application it has loaded already.
@@ -34,9 +34,9 @@ def flask_db(*args, lint_written=False):
     click.echo(f"$ flask db {shlex.join(args)}", err=True)
     from db_manage_tool import children  # signals passed on: the child never outlives this process
 
-    command = [sys.executable, "-m", "db_manage_tool.flask_db", "db", *args]  # flask's own CLI, errors in one line
-    env = {**os.environ, "DB_MANAGE_LINT_WRITTEN": "1"} if lint_written else None
-    code = children.run(command, cwd=ROOT, env=env).returncode
+    if lint_written:
+        os.environ["DB_MANAGE_LINT_WRITTEN"] = "1"
+    code = children.run_module("db_manage_tool.flask_db", ["db", *args], cwd=ROOT)  # flask's CLI, errors in one line
     return code if code in (0, 1, 2) else 1
 
 
@@ -311,11 +311,8 @@ def stamp(revision, purge):
 @click.option("-m", "--message", default="Merge heads", help="The merge revision's message.  [default: Merge heads]")
 def merge(message):
     """Write a revision that joins every head (after two branches each added a migration)."""
-    from db_manage_tool.revisions import ensure_several_heads
-
     require_words(message)
-    in_app(ensure_several_heads, announce=False)
-    return flask_db("merge", "--message", message, "heads")
+    return flask_db("merge", "--message", message, "heads")  # refused there when there is one head
 
 
 @cli.command()
@@ -433,6 +430,7 @@ def main():
     """Run the command line and exit with its code; the one place where a failure becomes an exit code."""
     try:
         code = cli.main(prog_name="db_manage.py", complete_var="_DB_MANAGE_COMPLETE", standalone_mode=False)
+        sys.stdout.flush()  # output that cannot be written (a full disk) is a failure said here, not lost at exit
     except click.NoSuchOption as exc:
         if exc.option_name in GLOBAL_OPTIONS:  # `status --verbose`: said after the command
             exc.message += f" ({exc.option_name} is a global option: put it before the command, as in " \
@@ -451,7 +449,10 @@ def main():
         from db_manage_tool.errors import report
 
         code = report(exc)
-    sys.exit(code or 0)
+    from db_manage_tool.children import exit_as_python_does
+
+    exit_as_python_does()
+    os._exit(code or 0)  # without tearing the interpreter down: with models loaded, that alone takes a quarter second
 
 
 if __name__ == "__main__":

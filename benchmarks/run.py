@@ -12,7 +12,6 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from app import create_app, db  # noqa: E402
 from psycopg2 import sql  # noqa: E402
 
+from benchmarks.measured import measure  # noqa: E402
 from db_manage_tool import dbadmin, generate  # noqa: E402
 from db_manage_tool.pgtools import find_program, libpq_env, server_major  # noqa: E402
 from db_manage_tool.seed import seed_database  # noqa: E402
@@ -113,18 +113,15 @@ class Run:
 
 
 def timed(*commands, env=None):
-    """Run commands one after the other in the project folder; return their Run (total time, peak memory)."""
-    start, peak = time.perf_counter(), 0.0
+    """Run commands one after the other in the project folder; return their Run (total time, peak memory: the
+    command's own, each started by benchmarks/measured.py)."""
+    runs = []
     for argv in commands:
-        with tempfile.TemporaryFile() as stderr:  # a file, not a pipe, which a long log would fill and stall
-            process = subprocess.Popen([str(a) for a in argv], cwd=ROOT, env={**os.environ, "FLASK_APP": "run.py",
-                                       **(env or {})}, stdout=subprocess.DEVNULL, stderr=stderr)
-            _, status, usage = os.wait4(process.pid, 0)
-            if os.waitstatus_to_exitcode(status) != 0:
-                stderr.seek(0)
-                raise SystemExit(f"benchmark step failed: {' '.join(map(str, argv))}\n{stderr.read().decode()}")
-        peak = max(peak, usage.ru_maxrss / 1024)
-    return Run(time.perf_counter() - start, peak)
+        run = measure(argv, ROOT, {**os.environ, "FLASK_APP": "run.py", **(env or {})})
+        if run.failed:
+            raise SystemExit(f"benchmark step failed: {' '.join(map(str, argv))}\n{run.stderr}")
+        runs.append(run)
+    return Run(sum(run.seconds for run in runs), max(run.peak_mb for run in runs))
 
 
 def median(runs):

@@ -3,7 +3,7 @@
 Generated applications (benchmarks/generated_app.py) of 10, 100 and 1,000 tables, and histories of
 10, 100 and 2,000 revisions; each command timed as a whole process (median of --repeat runs, ours
 and the baseline interleaved; at least 7 for the commands that change nothing, whose sub-second
-figures this machine's noise moves most) with its peak memory; the per-unit slope between sizes; the ratio to
+figures this machine's noise moves most) with its own peak memory (benchmarks/measured.py); the per-unit slope between sizes; the ratio to
 the raw `flask db` command (Flask-Migrate's own env.py, in a copy of the project) and to the
 floors (`pg_dump --schema-only`, loading that dump, a template clone). Appends a section to
 benchmarks/RESULTS.md (or --output).
@@ -16,7 +16,6 @@ import compileall
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 import flask_migrate  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
+from benchmarks import measured  # noqa: E402
 from benchmarks.generated_app import write_project  # noqa: E402
 from benchmarks.results import replace_section  # noqa: E402
 from db_manage_tool import dbadmin  # noqa: E402
@@ -55,25 +55,9 @@ def downgrade():
 '''
 
 
-class Measured:
-    """Wall seconds and peak memory (MB, the largest process) of one command, or the reason it failed."""
-
-    def __init__(self, seconds, peak_mb, failed=None):
-        self.seconds, self.peak_mb, self.failed = seconds, peak_mb, failed
-
-
 def measure(argv, cwd, env):
-    """Run argv in cwd; return its Measured (a failure is kept, with its last line, not raised)."""
-    with tempfile.TemporaryFile() as stderr:  # a file, not a pipe: a long log must not fill it and stall the child
-        start = time.perf_counter()
-        process = subprocess.Popen([str(a) for a in argv], cwd=cwd, env={**os.environ, **env},
-                                   stdout=subprocess.DEVNULL, stderr=stderr)
-        _, status, usage = os.wait4(process.pid, 0)
-        seconds = time.perf_counter() - start
-        stderr.seek(0)
-        error = stderr.read().decode(errors="replace").strip().splitlines()
-    failed = (error[-1][:160] if error else "failed") if os.waitstatus_to_exitcode(status) else None
-    return Measured(seconds, usage.ru_maxrss / 1024, failed)
+    """Run argv in cwd with env added to this environment; return its Measured (a failure is kept, not raised)."""
+    return measured.measure(argv, cwd, {**os.environ, **env})
 
 
 class Scale:
@@ -197,13 +181,13 @@ def schema_figures(s, sizes):
 
 def chain(commands, cwd, env):
     """Run commands one after the other; return their total as one Measured."""
-    total = Measured(0.0, 0.0)
+    steps = []
     for argv in commands:
-        step = measure(argv, cwd, env)
-        total = Measured(total.seconds + step.seconds, max(total.peak_mb, step.peak_mb), step.failed)
-        if step.failed:
+        steps.append(measure(argv, cwd, env))
+        if steps[-1].failed:
             break
-    return total
+    return measured.Measured(sum(step.seconds for step in steps), max(step.peak_mb for step in steps),
+                             steps[-1].code, steps[-1].stderr, steps[-1].helper_mb)
 
 
 def floors(s, tables, url):
@@ -308,9 +292,9 @@ def main():
                f"PostgreSQL {s.major}, {s.repeat} run(s) per figure ({s.short_repeat} for the commands that change "
                f"nothing), {time.time() - started:.0f} s in all; bytecode compiled beforehand for both sides. "
                "Ratios are ours over raw `flask db` (Flask-Migrate's env.py); `status` is compared with "
-               "`flask db current`; a failed baseline is shown with its last line. Peak memory is Linux's ru_maxrss, "
-               "which counts the benchmark process's own size at fork: a figure at that size (75 to 137 MB here) "
-               "is an upper bound, not the command's peak.\n\n"
+               "`flask db current`; a failed baseline is shown with its last line. Peak memory is the largest "
+               "process's ru_maxrss, the command started by a small helper (benchmarks/measured.py) so that the "
+               "figure is the command's own, not the benchmark's size at fork.\n\n"
                f"### With the number of tables\n\n{table(schema, 'table')}\n\n{slopes(schema, 'table', FLOOR)}\n\n"
                f"### With the number of revisions\n\n{table(history, 'revision')}\n\n{slopes(history, 'revision')}\n")
     replace_section(args.output, "Scaling", section)

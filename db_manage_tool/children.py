@@ -5,7 +5,7 @@ pg_dump, pg_restore, psql), which is waited for; if db_manage.py is killed outri
 the kernel sends the child SIGTERM (prctl PR_SET_PDEATHSIG), so no orphan goes on to commit a
 migration or replace a database after the command "failed".
 """
-import ctypes
+import os
 import signal
 import subprocess
 import sys
@@ -33,6 +33,8 @@ class Stopped(Exception):
 def die_with_parent():
     """In the child, before exec: ask the kernel for SIGTERM when the parent dies (Linux only)."""
     if sys.platform.startswith("linux"):
+        import ctypes
+
         try:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
         except OSError:  # no glibc: the signals passed on still cover SIGTERM, SIGINT and SIGHUP
@@ -48,22 +50,110 @@ def run(argv, interactive=False, **kwargs):
     if not interactive:
         kwargs["process_group"] = 0
     process = subprocess.Popen(argv, preexec_fn=die_with_parent, **kwargs)
+    received, (stdout, stderr) = passing_signals_on(process.poll, process.send_signal, process.communicate,
+                                                    interactive)
+    if received and process.returncode != 0:  # a child that finished its work anyway reports as it finished
+        raise Stopped(received[0])
+    return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
+
+
+def passing_signals_on(running, send, wait, interactive=False):
+    """Call wait() while SIGTERM, SIGINT and SIGHUP are passed on to the child with send(signum) as long as
+    running() is None; return the signals received and wait's result."""
     received = []
 
     def pass_on(signum, frame):
         received.append(signum)
-        if process.poll() is None:
-            process.send_signal(signum)
+        if running() is None:
+            send(signum)
 
     # A signal the wrapper ignores (nohup's SIGHUP, SIGINT in a background job) stays ignored, as in the child.
     handlers = {signum: (signal.SIG_IGN if interactive and signum == signal.SIGINT else pass_on)
                 for signum in PASSED_ON if signal.getsignal(signum) is not signal.SIG_IGN}
     previous = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
     try:
-        stdout, stderr = process.communicate()
+        return received, wait()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    if received and process.returncode != 0:  # a child that finished its work anyway reports as it finished
+
+
+def run_module(module, args, cwd):
+    """Run `python -m module ARGS` in cwd as a child that ends with the wrapper, as run() does; return its exit code.
+
+    Where the system can fork, the child is this interpreter as it stands, forked (no second
+    start-up: what the wrapper imported stays imported), in its own process group; it calls the
+    module's main() as `python -m` would run it, exits as Python does, and never returns here.
+    """
+    if not hasattr(os, "fork"):
+        return run([sys.executable, "-m", module, *args], cwd=cwd).returncode
+    sys.stdout.flush()
+    sys.stderr.flush()
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        os._exit(forked_child(module, args, cwd, parent))
+    status = []
+
+    def wait():
+        status.append(os.waitpid(pid, 0)[1])
+
+    received, _ = passing_signals_on(lambda: status[0] if status else None, lambda signum: os.kill(pid, signum), wait)
+    code = os.waitstatus_to_exitcode(status[0])
+    if received and code != 0:  # a child that finished its work anyway reports as it finished
         raise Stopped(received[0])
-    return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
+    return code
+
+
+def forked_child(module, args, cwd, parent):
+    """In the forked child: run the module's main() as `python -m module ARGS` would; return the exit code."""
+    code = 1
+    try:
+        os.setpgid(0, 0)
+        die_with_parent()
+        if os.getppid() != parent:  # the wrapper died before the kernel was asked to follow it
+            return code
+        os.chdir(cwd)
+        import importlib
+
+        main = importlib.import_module(module).main
+        sys.argv = [sys.modules[module].__file__, *args]
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exit_code(exc.code)
+    except KeyboardInterrupt:
+        sys.excepthook(*sys.exc_info())
+        code = 128 + signal.SIGINT
+    except BaseException:
+        sys.excepthook(*sys.exc_info())
+    finally:
+        exit_as_python_does()
+    return code
+
+
+def exit_as_python_does():
+    """Do what the interpreter does at exit before it tears itself down, as multiprocessing's forked children do:
+    wait for non-daemon threads, run atexit functions (logging's final flush, temporary folders), flush
+    stdout and stderr. The caller then leaves with os._exit: the teardown itself (every module and object
+    freed, a quarter of a second with an application's models loaded) would change nothing outside."""
+    import atexit
+    import threading
+
+    threading._shutdown()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def exit_code(value):
+    """Return the exit code of SystemExit(value) as the interpreter computes it (text is printed first)."""
+    if value is None:
+        return 0
+    if isinstance(value, int):
+        return value & 0xFF
+    print(value, file=sys.stderr)
+    return 1

@@ -13,7 +13,7 @@ import time
 
 from .errors import install_excepthook, reword, scrub, with_invocation
 from .lock_waits import reporting_lock_waits
-from .revisions import use_first_line_messages
+from .revisions import ensure_several_heads, use_first_line_messages
 
 LINT_VARIABLE = "DB_MANAGE_LINT_WRITTEN"  # set by db_manage.py for migrate and revision
 # The `flask db` commands that run migrations: a note precedes them when env.py is not the tool's.
@@ -76,7 +76,8 @@ def ensure_output_written():
 
 
 def prepared_app(command, offline=False):
-    """Load the application (failures in one sentence) and say what the command should know first."""
+    """Load the application (failures in one sentence), refuse a merge of one head, and say what the command
+    should know first."""
     import click
 
     from .adoption import foreign_environment_note
@@ -88,6 +89,8 @@ def prepared_app(command, offline=False):
         directory = migrations_directory()
         if command != "init" and directory.is_dir() and not (directory / "env.py").exists():
             raise Failure(f"{directory} has no env.py: run `python db_manage.py adopt` to write the tool's.")
+        if command == "merge":
+            ensure_several_heads()
         note = foreign_environment_note(directory) if command in MIGRATING else None
     if note:
         click.echo(note, err=True)

@@ -1,4 +1,5 @@
 """The benchmark script runs (quick mode, tiny sizes) and cleans up: a smoke test, no timing assertion."""
+import re
 import subprocess
 import sys
 
@@ -44,6 +45,9 @@ def test_the_scaling_benchmark_runs_in_quick_mode(server_url, tmp_path):
     ours = [line.split("|")[3] for line in text.splitlines() if line.startswith("| 3 |") or line.startswith("| 8 |")]
     assert ours and not [cell for cell in ours if "failed" in cell], text
     assert "| failed:" not in text, "the raw commands work at these sizes too"
+    dumps = [re.search(r"\((\d+) MB\)", line) for line in text.splitlines()
+             if re.match(r"\| \d+ \| floor: pg_dump --schema-only \|", line)]
+    assert dumps and all(int(found.group(1)) < 50 for found in dumps), "pg_dump's own peak, not the benchmark's size"
     with dbadmin.server_connection(base) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM pg_database WHERE datname LIKE %s", (f"{server_url.database}_scale%",))
         assert cur.fetchone()[0] == 0, "the scratch databases are dropped"
