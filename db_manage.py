@@ -449,10 +449,9 @@ def main():
         from db_manage_tool.errors import report
 
         code = report(exc)
-    from db_manage_tool.children import exit_as_python_does
+    from db_manage_tool.children import leave
 
-    exit_as_python_does()
-    os._exit(code or 0)  # without tearing the interpreter down: with models loaded, that alone takes a quarter second
+    leave(code or 0)
 
 
 if __name__ == "__main__":

@@ -101,10 +101,10 @@ def lint(revisions=(), excludes=(), style=False):
     chosen = list(dict.fromkeys(revision_named(script, r) for r in revisions)) if revisions else list(
         script.walk_revisions())
     skipped = (*(ALWAYS_EXCLUDED if style else DEFAULT_EXCLUDES), *excludes)
-    rendered, unrendered = {}, 0
+    rendered, unrendered, config = {}, 0, alembic_config()
     for revision in reversed(chosen):
         try:
-            rendered[revision] = render(revision, script)
+            rendered[revision] = render(revision, script, config)
         except NotRenderable as exc:
             click.echo(f"Warning: {exc}", err=True)
             unrendered += 1
@@ -143,7 +143,8 @@ def lint_files(paths):
     wanted = {Path(p).resolve() for p in paths}
     script = script_directory()
     try:
-        rendered = {revision: render(revision, script) for revision in script.walk_revisions()
+        config = alembic_config()
+        rendered = {revision: render(revision, script, config) for revision in script.walk_revisions()
                     if Path(revision.path).resolve() in wanted}
         findings = lint_rendered(rendered, DEFAULT_EXCLUDES)
     except Failure as exc:  # e.g. squawk not installed, or not renderable offline: the revision is written all the same
@@ -194,14 +195,14 @@ def statement_head(lines, index):
     return " ".join(line for line in kept if line)
 
 
-def render(revision, script):
+def render(revision, script, config):
     """Return the Statements of the revision's upgrade, rendered offline (`upgrade DOWN:REV --sql`).
 
-    It runs as `command.upgrade` does, but on the script directory given, which loads every
-    revision file once for all the revisions linted (a new one per revision made lint quadratic).
+    It runs as `command.upgrade` does, but on the script directory and Alembic configuration given,
+    which load every revision file and alembic.ini once for all the revisions linted (a new script
+    directory per revision made lint quadratic).
     """
     recorder = SQLRecorder(revision.path)
-    config = alembic_config()
     config.output_buffer = recorder
     down = revision.down_revision
     down = down[0] if isinstance(down, tuple) else down
