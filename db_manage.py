@@ -428,6 +428,9 @@ def help_command(ctx, command):
 
 def main():
     """Run the command line and exit with its code; the one place where a failure becomes an exit code."""
+    from db_manage_tool.children import leave, open_missing_streams
+
+    open_missing_streams()
     try:
         code = cli.main(prog_name="db_manage.py", complete_var="_DB_MANAGE_COMPLETE", standalone_mode=False)
         sys.stdout.flush()  # output that cannot be written (a full disk) is a failure said here, not lost at exit
@@ -449,8 +452,6 @@ def main():
         from db_manage_tool.errors import report
 
         code = report(exc)
-    from db_manage_tool.children import leave
-
     leave(code or 0)
 
 

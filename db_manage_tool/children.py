@@ -87,8 +87,8 @@ def run_module(module, args, cwd):
     """
     if not hasattr(os, "fork"):
         return run([sys.executable, "-m", module, *args], cwd=cwd).returncode
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):  # else the child would print what is buffered here again
+        stream.flush()
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child never returns into the wrapper's frames
@@ -140,6 +140,14 @@ def leave(code):
         sys.exit(code)
     exit_as_python_does()
     os._exit(code)
+
+
+def open_missing_streams():
+    """Give a closed stdout or stderr (`>&-`: Python's sys.stdout is then None) the null device, so that what
+    would be printed there is dropped, as the user asked, instead of failing the command."""
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w"))
 
 
 def exit_as_python_does():

@@ -11,6 +11,7 @@ import os
 import sys
 import time
 
+from .children import open_missing_streams
 from .errors import install_excepthook, reword, scrub, with_invocation
 from .lock_waits import reporting_lock_waits
 from .revisions import ensure_several_heads, use_first_line_messages
@@ -99,6 +100,7 @@ def prepared_app(command, offline=False):
 
 def main():
     """Run `flask ARGS` on the application loaded by prepared_app(); lint what it wrote when asked to."""
+    open_missing_streams()  # a closed stdout drops the output, not the command
     sys.stdout = CheckedStdout(sys.stdout)  # before Alembic's Config takes sys.stdout as its default
     import flask_migrate
 

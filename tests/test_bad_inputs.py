@@ -369,3 +369,18 @@ def test_output_to_a_full_device_is_a_failure(project, database, command):
                                 stdout=full, stderr=subprocess.PIPE, text=True)
     assert result.returncode == 1, result.stderr
     assert result.stderr.splitlines()[-1].startswith("Error: No space left on the device"), result.stderr
+
+
+@pytest.mark.parametrize("closed", [1, 2])
+def test_a_closed_output_drops_what_would_be_printed_not_the_command(project, database, all_revisions, closed):
+    """`>&-` or `2>&-`: Python's sys.stdout (or stderr) is None; the migration still runs, without an error."""
+    assert len(all_revisions) >= 2, "downgrade -1 below needs a revision to go back to"
+    for command in ("heads", "status"):
+        result = subprocess.run([sys.executable, "db_manage.py", command], cwd=project, env=cli_env(database.url),
+                                capture_output=True, text=True, preexec_fn=lambda: os.close(closed), timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "Error" not in result.stdout + result.stderr and "Traceback" not in result.stdout + result.stderr
+    result = subprocess.run([sys.executable, "db_manage.py", "downgrade", "-1"], cwd=project, env=cli_env(database.url),
+                            capture_output=True, text=True, preexec_fn=lambda: os.close(closed), timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert database.revision() == all_revisions[-2]["revision"]
