@@ -4,8 +4,9 @@
 This file is the map of the commands, a few lines each. It sets FLASK_APP (--app, else
 $FLASK_APP, else run.py) and routes each command: those that Flask-Migrate already provides
 hand off to `flask db ...`, run in a subprocess forked from this one (nothing heavy is
-imported here first, so the child starts with only what it needs); the others run in this process, in the application context, with their
-work in the package db_manage_tool/, which serves any Flask-SQLAlchemy + Flask-Migrate app.
+imported here first, so the child starts with only what it needs); the others run in this
+process, in the application context, with their work in the package db_manage_tool/, which
+serves any Flask-SQLAlchemy + Flask-Migrate app.
 Exit codes: 0 done, 1 the operation failed, 2 usage error.
 """
 import importlib.util
