@@ -7,7 +7,6 @@ migration or replace a database after the command "failed".
 """
 import os
 import signal
-import subprocess
 import sys
 
 PASSED_ON = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -47,6 +46,8 @@ def run(argv, interactive=False, **kwargs):
     A non-interactive child gets its own process group, so a signal reaches it once, passed on by the
     wrapper. An interactive one (psql) keeps the terminal: Ctrl-C is its own, the wrapper ignores it.
     """
+    import subprocess  # here: the wrapper imports this module for every command, most never start a program
+
     if not interactive:
         kwargs["process_group"] = 0
     process = subprocess.Popen(argv, preexec_fn=die_with_parent, **kwargs)

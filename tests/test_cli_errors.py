@@ -97,3 +97,14 @@ def test_pass_through_commands_import_nothing_heavy_before_handing_off(cli):
                 for part in (lines[:handoff], lines[handoff:])]
     assert "click" in imported[0] and "flask_migrate" in imported[1]
     assert not imported[0] & {"flask", "sqlalchemy", "alembic", "flask_migrate", "app"}
+
+
+def test_a_profiler_gets_the_normal_exit(cli, tmp_path):
+    """The wrapper leaves without the interpreter's teardown, except under a profiler, whose file is written then."""
+    import pstats
+
+    output = tmp_path / "heads.prof"
+    result = cli("current", python_options=("-m", "cProfile", "-o", str(output)))
+    assert result.returncode == 0, result.stderr
+    functions = {name for _, _, name in pstats.Stats(str(output)).stats}
+    assert "main" in functions and "run_module" in functions
