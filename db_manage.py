@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Manage this project's PostgreSQL database: `python db_manage.py help` lists the commands.
 
-This file is the map of the commands, a few lines each. It sets FLASK_APP (--app, else
-$FLASK_APP, else run.py) and routes each command: those that Flask-Migrate already provides
+This file is the map of the commands, a few lines each; installed (`pip install .`), it is also
+the console command `db-manage`, run from the application's folder. It sets FLASK_APP (--app,
+else $FLASK_APP, else .flaskenv/.env, else run.py if there is one, else Flask's own search for
+wsgi.py or app.py) and routes each command: those that Flask-Migrate already provides
 hand off to `flask db ...`, run in a subprocess forked from this one (nothing heavy is
 imported here first, so the child starts with only what it needs); the others run in this
 process, in the application context, with their work in the package db_manage_tool/, which
@@ -14,6 +16,7 @@ import os
 import re
 import shlex
 import sys
+import sysconfig
 
 NOT_INSTALLED = ("The project's packages are not installed for {}: run `.venv/bin/python db_manage.py`, "
                  "activate the virtualenv (`. .venv/bin/activate`), or `pip install -r requirements-dev.txt`.")
@@ -22,8 +25,18 @@ try:
 except ImportError:  # run by a Python other than the project's virtualenv
     sys.exit("Error: " + NOT_INSTALLED.format(sys.executable))
 
-ROOT = os.path.dirname(os.path.abspath(__file__))
+
+def project_folder():
+    """Return the project's folder: this file's, when it is a project's copy; the working directory when installed."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    installed = {os.path.realpath(sysconfig.get_paths()[key]) for key in ("purelib", "platlib")}
+    return os.getcwd() if os.path.realpath(here) in installed else here
+
+
+ROOT = project_folder()
 PGDATA = os.path.join(ROOT, "instance", "pgdata")  # the embedded PostgreSQL's data directory
+INSTALLED = ROOT != os.path.dirname(os.path.abspath(__file__))  # the console command `db-manage`
+PROGRAM = "db-manage" if INSTALLED else "python db_manage.py"
 
 
 def flask_db(*args, lint_written=False):
@@ -46,13 +59,16 @@ def lint_new_revisions(*args):
     return flask_db(*args, lint_written=True)
 
 
-def in_app(work, *args, announce=True, **kwargs):
-    """Run work(*args, **kwargs) in this process, inside the application context, and return its result."""
+def in_app(work, *args, announce=True, create_missing=False, **kwargs):
+    """Run work(*args, **kwargs) in this process, inside the application context, and return its result.
+
+    With create_missing, a missing database is created should the application's factory connect to it.
+    """
     from db_manage_tool.application import application_engine, load_app
     from db_manage_tool.lock_waits import reporting_lock_waits
 
     os.chdir(ROOT)  # as `flask db` runs: a relative migrations folder is the project's
-    with load_app(announce).app_context(), reporting_lock_waits(application_engine().url):
+    with load_app(announce, create_missing).app_context(), reporting_lock_waits(application_engine().url):
         return work(*args, **kwargs)
 
 
@@ -104,7 +120,7 @@ def revision_argument(ctx, param, value):
     return value
 
 
-GLOBAL_OPTIONS = ("--verbose", "--config", "--app")
+GLOBAL_OPTIONS = ("--verbose", "--config", "--app", "--directory", "-d")
 
 
 class WorkflowGroup(click.Group):
@@ -120,8 +136,11 @@ class WorkflowGroup(click.Group):
                    "[default: $FLASK_APP (environment, .env or .flaskenv), else run.py]")
 @click.option("--config", metavar="NAME",
               help="The configuration to use: sets FLASK_CONFIG.  [default: $FLASK_CONFIG, else development]")
+@click.option("-d", "--directory", metavar="PATH",
+              help="The migrations folder, as `flask db -d` takes it.  [default: the folder the application gave "
+                   "Migrate(), else migrations]")
 @click.option("--verbose", is_flag=True, help="Show the full traceback when a command fails.  [default: off]")
-def cli(app_path, config, verbose):
+def cli(app_path, config, directory, verbose):
     """Create, migrate and inspect this project's PostgreSQL database.
 
     With no DATABASE_URL (environment or .env) the commands use an embedded
@@ -129,18 +148,21 @@ def cli(app_path, config, verbose):
     """
     if importlib.util.find_spec("flask_migrate") is None:
         raise click.ClickException(NOT_INSTALLED.format(sys.executable))
-    for option, value in (("--app", app_path), ("--config", config)):
+    for option, value in (("--app", app_path), ("--config", config), ("--directory", directory)):
         if value is not None and not value.strip():
             raise click.UsageError(f"{option} needs a value: leave it out for the default.")
     if app_path or os.environ.get("FLASK_APP"):  # given here: relative to where the command is run
         os.environ["FLASK_APP"] = app_import_path(app_path or os.environ["FLASK_APP"], os.getcwd())
-    else:  # the project's .flaskenv or .env, relative to the project; else its run.py
+    elif dotenv_value("FLASK_APP") or os.path.isfile(os.path.join(ROOT, "run.py")):  # relative to the project
         os.environ["FLASK_APP"] = app_import_path(dotenv_value("FLASK_APP") or "run.py", ROOT)
+    if directory:  # read by db_manage_tool.application when it loads the application
+        os.environ["DB_MANAGE_DIRECTORY"] = os.path.abspath(directory)
     os.environ["DB_MANAGE_ANNOUNCE"] = "1"
     os.environ.setdefault("PGAPPNAME", f"db_manage.py {click.get_current_context().invoked_subcommand} "
                                        f"{os.getpid()}"[:63])  # names this run's sessions: see lock_waits.py
-    given = [*(["--app", app_path] if app_path else []), *(["--config", config] if config else [])]
-    os.environ["DB_MANAGE_INVOCATION"] = shlex.join(["python", "db_manage.py", *given])  # repeated in advice
+    given = [*(["--app", app_path] if app_path else []), *(["--config", config] if config else []),
+             *(["--directory", directory] if directory else [])]
+    os.environ["DB_MANAGE_INVOCATION"] = shlex.join([*PROGRAM.split(), *given])  # repeated in advice
     if config:
         os.environ["FLASK_CONFIG"] = config
     if verbose:
@@ -157,7 +179,7 @@ def setup():
     """
     from db_manage_tool.setup_database import setup_database
 
-    in_app(setup_database)
+    in_app(setup_database, create_missing=True)
 
 
 @cli.command()
@@ -223,11 +245,13 @@ def init():
 
 
 @cli.command()
-def adopt():
-    """Put the tool's env.py into an existing migrations folder (yours is kept as env.py.orig)."""
+@click.option("--force", is_flag=True, help="Adopt even when your env.py does something the tool's would not "
+                                            "(named first).  [default: refuse]")
+def adopt(force):
+    """Put the tool's env.py into an existing migrations folder, carrying over its settings (yours is kept)."""
     from db_manage_tool.adoption import adopt_migrations
 
-    in_app(adopt_migrations)
+    in_app(adopt_migrations, force)
 
 
 @cli.command()
@@ -363,7 +387,7 @@ def restore(path, yes, any_revision):
     """Restore a backup file into the configured database (created if missing)."""
     from db_manage_tool.backup import restore
 
-    in_app(restore, path, yes, any_revision)
+    in_app(restore, path, yes, any_revision, create_missing=True)
 
 
 @cli.command()
@@ -433,12 +457,12 @@ def main():
 
     open_missing_streams()
     try:
-        code = cli.main(prog_name="db_manage.py", complete_var="_DB_MANAGE_COMPLETE", standalone_mode=False)
+        code = cli.main(prog_name=PROGRAM.split()[-1], complete_var="_DB_MANAGE_COMPLETE", standalone_mode=False)
         sys.stdout.flush()  # output that cannot be written (a full disk) is a failure said here, not lost at exit
     except click.NoSuchOption as exc:
         if exc.option_name in GLOBAL_OPTIONS:  # `status --verbose`: said after the command
             exc.message += f" ({exc.option_name} is a global option: put it before the command, as in " \
-                           f"`python db_manage.py {exc.option_name} COMMAND`)"
+                           f"`{PROGRAM} {exc.option_name} COMMAND`)"
         exc.show()
         code = exc.exit_code
     except click.ClickException as exc:

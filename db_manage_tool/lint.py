@@ -343,7 +343,7 @@ def squawk_program():
     """Return the path of squawk, beside this interpreter or on PATH; raise Failure when it is not installed."""
     squawk = shutil.which("squawk", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
     if squawk is None:
-        raise Failure("squawk is not installed: `pip install -r requirements-dev.txt` (package squawk-cli).")
+        raise Failure("squawk is not installed: `pip install 'flask-db-manage[lint]'` (the package squawk-cli).")
     return squawk
 
 

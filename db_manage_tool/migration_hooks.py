@@ -1,8 +1,10 @@
 """How Alembic compares and writes migrations: the tool's settings, merged with the application's.
 
 The tool's env.py (migration_template/env.py) passes configure_args(...) to context.configure():
-the tool's comparison settings and hooks, with whatever the application gave Migrate(...)
-on top (its own include_name and process_revision_directives run after the tool's).
+whatever the application gave Migrate(...) (compare_type, compare_server_default, render_as_batch,
+include_schemas, include_object, ...), as plain `flask db` would, with the tool's hooks chained
+before the application's own include_name and process_revision_directives. The tool adds no
+comparison setting of its own: the skeleton opts in through its own Migrate(...) call.
 """
 import logging
 import os
@@ -19,15 +21,10 @@ from .application import database, metadata, migrate_extension, migrations_direc
 log = logging.getLogger("alembic.env")
 
 
-TOOL_DEFAULTS = {"compare_type": True, "compare_server_default": True, "include_schemas": True}
-
-
 def configure_args(app_args=None):
-    """Return the keyword arguments for Alembic's context.configure(): the tool's, then the application's."""
-    app_args = dict(app_args or {})
-    app_include, app_directives = app_args.pop("include_name", None), app_args.pop("process_revision_directives", None)
-    args = {**TOOL_DEFAULTS, **app_args}
-    args["render_as_batch"] = False  # PostgreSQL alters tables in place (Flask-Migrate's default is for SQLite)
+    """Return the keyword arguments for Alembic's context.configure(): the application's, with the tool's hooks."""
+    args = dict(app_args or {})
+    app_include, app_directives = args.pop("include_name", None), args.pop("process_revision_directives", None)
     args["include_name"] = include_name if app_include is None else both(include_name, app_include)
     args["process_revision_directives"] = (process_revision_directives if app_directives is None
                                            else chained(process_revision_directives, app_directives))

@@ -85,6 +85,8 @@ def migration_run(connection, environment):
     """Run Alembic's migrations on connection: one run at a time, lock timeouts with retries, in one
     transaction (or the caller's), each failure turned into one sentence."""
     external = connection.in_transaction()  # a caller's transaction (reset, tests): stay inside it
+    autocommit = connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+    stepwise = not external and (autocommit or bool(environment.get_context().opts.get("transaction_per_migration")))
     step_name = getattr(environment.get_context().opts.get("fn"), "__name__", "")
     writes = step_name not in READ_ONLY_STEPS
     running, race = RunningStep(), LockRace(lock_timeout(), retries=not external)
@@ -102,14 +104,18 @@ def migration_run(connection, environment):
             try:
                 with environment.begin_transaction():
                     start = begin_run(connection, environment, race, external)
-                    if writes and start == "base" and not pooled and not external:
+                    if writes and start == "base" and not pooled and not external and not stepwise:
                         steps = steps_on_empty(connection, race)
                     environment.run_migrations()
                     if writes:
                         record_environment(connection)
+                if stepwise and connection.in_transaction():  # each revision committed its own; this, the rest
+                    connection.commit()
                 return
             except DBAPIError as exc:
-                pause = None if blocks.committed or (steps and steps.committed) else lock_lost(exc) and race.pause()
+                # A retry goes on from where the database is: not after an autocommit statement, which stays done.
+                pause = None if blocks.committed or (steps and steps.committed) or autocommit else \
+                    lock_lost(exc) and race.pause()
                 if not pause:
                     raise
                 if connection.in_transaction():
@@ -120,7 +126,7 @@ def migration_run(connection, environment):
                 time.sleep(pause)
     except DBAPIError as exc:
         start = emptied_again(connection, steps) if steps and steps.committed else start
-        start = partly_committed(connection, environment) if blocks.committed else start
+        start = partly_committed(connection, environment, stepwise) if blocks.committed or stepwise else start
         failed = OutOfLocks if is_out_of_locks(exc) else MigrationFailed
         raise failed(failure_message(exc, running.step, start if writes else None, race, writes)) from exc
     except (Failure, CommandError):
@@ -128,7 +134,7 @@ def migration_run(connection, environment):
         raise
     except Exception as exc:  # a revision's own Python failed, or alembic-postgresql-enum met rows it cannot map
         start = emptied_again(connection, steps) if steps and steps.committed else start
-        start = partly_committed(connection, environment) if blocks.committed else start
+        start = partly_committed(connection, environment, stepwise) if blocks.committed or stepwise else start
         if isinstance(exc, ValueError) and isinstance(exc.__cause__, DBAPIError):
             raise MigrationFailed(enum_value_message(exc.__cause__, running.step, start)) from exc
         if running.step is None:
@@ -329,8 +335,11 @@ def nothing_applied(start):
     return f"Nothing was applied: the database is still at {start}." if start else ""
 
 
-def partly_committed(connection, environment):
-    """Return, after a failure past an autocommit_block, where the database now is and any invalid index left."""
+def partly_committed(connection, environment, stepwise=False):
+    """Return, after a failure past an autocommit_block or in a run whose revisions commit on their own, where the
+    database now is and any invalid index left."""
+    what = ("The revisions before it were committed (each commits on its own, as the application's env.py had it)"
+            if stepwise else "What ran before its autocommit_block was committed")
     try:
         if connection.in_transaction():
             connection.rollback()
@@ -339,9 +348,8 @@ def partly_committed(connection, environment):
             "SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid ORDER BY 1")).scalars().all()
         connection.commit()
     except DBAPIError:  # the connection itself is gone: say what is known
-        return Committed("What ran before its autocommit_block was committed: "
-                         "`python db_manage.py current` says where the database is.")
-    note = f"What ran before its autocommit_block was committed: the database is now at {current}."
+        return Committed(f"{what}: `python db_manage.py current` says where the database is.")
+    note = f"{what}: the database is now at {current}."
     if invalid:
         note += (f" A concurrent build left the invalid index {', '.join(invalid)}: drop it (DROP INDEX CONCURRENTLY "
                  f"{invalid[0]};) before running the migration again.")

@@ -8,7 +8,7 @@ from alembic import command
 from psycopg2 import sql
 from sqlalchemy import text
 
-from .adoption import is_tool_environment
+from .adoption import environment_settings, is_tool_environment, runs_stepwise
 from .application import describe_database, engine, is_protected, migrations_directory
 from .dbadmin import application_tables, end_with_client, execute_composed
 from .confirm import confirm
@@ -97,6 +97,12 @@ def reset_database(yes):
         raise Failure(f"{migrations_directory()} has no env.py, so nothing could migrate the database after the "
                       "drops: run `python db_manage.py adopt` (or `setup` for a new project) first. Nothing was changed.")
     atomic = is_tool_environment(migrations_directory())
+    stepwise = atomic and runs_stepwise(environment_settings(migrations_directory()))
+    if stepwise:  # the history was written to commit revision by revision (try/except around statements...)
+        click.echo("Note: the migrations commit revision by revision (as your env.py had them), so the drops are "
+                   "committed first and the migrations run as a second step; should one fail, fix it and run "
+                   "`python db_manage.py upgrade`.", err=True)
+        atomic = False
     with engine().connect() as connection:
         needed, budget = drop_locks(connection), step_budget(connection)
     if atomic and needed > budget:
@@ -119,7 +125,7 @@ def reset_database(yes):
         atomic = False
         revision, mark = drop_and_migrate(yes=True, atomic=False)
     else:
-        if needed <= budget and not atomic:
+        if needed <= budget and not atomic and not stepwise:
             click.echo(f"Note: {migrations_directory() / 'env.py'} is not db_manage's: the drops were committed "
                        "first and the migrations ran as a second step (`python db_manage.py adopt` makes a reset "
                        "one transaction again).", err=True)

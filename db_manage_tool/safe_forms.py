@@ -20,10 +20,14 @@ form: nobody writes to it yet), the revision gets instead, each with a one-line 
 import os
 import textwrap
 
+import alembic
 from alembic import util
 from alembic.autogenerate import renderers
 from alembic.autogenerate.render import render_op
 from alembic.operations import ops
+
+# Alembic writes drop_index(..., if_exists=True) from 1.13.3 on (the oldest supported release is 1.12).
+RENDERS_IF_EXISTS = tuple(int(part) for part in alembic.__version__.split(".")[:3] if part.isdigit()) >= (1, 13, 3)
 
 PLAIN_VARIABLE = "DB_MANAGE_PLAIN"
 NAME_LIMIT = 63  # PostgreSQL truncates longer identifiers
@@ -188,6 +192,9 @@ class Quoting:
 def concurrent_build(ctx, name, table, columns, schema, unique, kw):
     """Return the lines of an autocommit_block that drops an invalid leftover, then builds the index concurrently."""
     leftover = ops.DropIndexOp(name, table_name=table, schema=schema, if_exists=True, postgresql_concurrently=True)
+    if not RENDERS_IF_EXISTS:  # Alembic before 1.13.3 leaves if_exists out of what it writes
+        quote = Quoting(ctx.dialect)
+        leftover = ops.ExecuteSQLOp(f"DROP INDEX CONCURRENTLY IF EXISTS {quote.table(schema, name)}")
     build = ops.CreateIndexOp(name, table, columns, schema=schema, unique=unique,
                               **{**kw, "postgresql_concurrently": True})
     return ["with op.get_context().autocommit_block():", *render_op(ctx, leftover), *render_op(ctx, build), ""]
@@ -217,9 +224,18 @@ def foreign_key(ctx, op, quote):
                      f"{op.source_table} then blocks no writes to it or to {op.referent_table}."),
             LEFTOVER,
             f"op.execute({f'ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name}'!r})",
-            *render_op(ctx, added),
+            *not_valid(render_op(ctx, added)),
             "with op.get_context().autocommit_block():",
             f"op.execute({f'ALTER TABLE {table} VALIDATE CONSTRAINT {name}'!r})", ""]
+
+
+def not_valid(lines):
+    """Return the rendered create_foreign_key lines with postgresql_not_valid=True, which Alembic before 1.16.2
+    leaves out of what it writes."""
+    if any("postgresql_not_valid=True" in line for line in lines):
+        return lines
+    *before, last = lines
+    return [*before, last[:last.rindex(")")] + ", postgresql_not_valid=True" + last[last.rindex(")"):]]
 
 
 def unique_constraint(ctx, op, quote):

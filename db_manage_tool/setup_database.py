@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 
 from . import dbadmin
 from .adoption import adopt, foreign_environment_note
-from .application import database_url, engine, migrations_directory
+from .application import CREATED, database_url, engine, migrations_directory
 from .errors import Failure
 from .migration_hooks import alembic_config, script_directory
 from .revisions import current_revision
@@ -46,7 +46,7 @@ def setup_database():
 def ensure_database(url):
     """Create the database named in url when the server does not have it yet."""
     name = make_url(url).database
-    created = dbadmin.create_database(url)
+    created = dbadmin.create_database(url) or name in CREATED
     click.echo(f"Database {name!r}: {'created' if created else 'exists'}.", err=True)
 
 

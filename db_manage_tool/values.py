@@ -114,7 +114,7 @@ class Pools:
                 from mimesis.locales import Locale
             except ImportError:
                 raise Failure("seed --rows makes its realistic values with Mimesis, which is not installed: "
-                              "pip install -r requirements-dev.txt (or mimesis). Nothing was changed.") from None
+                              "`pip install 'flask-db-manage[seed]'` (the package mimesis). Nothing was changed.") from None
 
             cls = getattr(mimesis, name)
             self.built[key] = cls(seed=SEED) if name == "Internet" else cls(Locale.EN, seed=SEED)

@@ -285,6 +285,30 @@ def test_adopt_keeps_the_old_env_and_is_idempotent(storefront):
         (STOREFRONT / "storefront" / "models.py").read_text()
 
 
+def test_adopt_carries_over_settings_and_refuses_code_it_would_lose(storefront):
+    """An env.py with its own include_object function and per-migration transactions: adopt names the function
+    and changes nothing; with --force it adopts, carrying transaction_per_migration over."""
+    source = storefront.env_py.read_text().replace(
+        "def run_migrations_online():",
+        "def include_object(object, name, type_, reflected, compare_to):\n"
+        "    return name != 'legacy_audit'\n\n\ndef run_migrations_online():").replace(
+        "            **conf_args", "            include_object=include_object,\n            "
+        "transaction_per_migration=True,\n            **conf_args")
+    assert "include_object=include_object" in source
+    storefront.env_py.write_text(source)
+    refused = storefront.run("adopt")
+    assert refused.returncode == 1 and "include_object=include_object" in refused.stderr, refused.stderr
+    assert "--force" in refused.stderr and len(refused.stderr.strip().splitlines()) == 2  # the database line, then it
+    assert storefront.env_py.read_text() == source and not storefront.env_py.with_name("env.py.orig").exists()
+
+    forced = storefront.ok("adopt", "--force")
+    assert "run(transaction_per_migration=True)" in storefront.env_py.read_text()
+    assert "Not carried over" in forced.stderr and "include_object" in forced.stderr
+    assert storefront.env_py.with_name("env.py.orig").read_text() == source
+    storefront.ok("setup")
+    storefront.assert_at_head()
+
+
 def test_setup_and_inspection_after_adopt(adopted):
     """setup on a missing database, then check, history, current, heads and status."""
     before = adopted.versions()
@@ -347,8 +371,11 @@ def test_migrate_upgrade_downgrade_after_adopt(adopted):
     adopted.ok("migrate", "order note")
     (written,) = set(adopted.versions()) - set(before)
     source = (adopted.root / "migrations" / "versions" / written).read_text()
-    assert "op.add_column('orders', sa.Column('note', sa.String(length=200)" in source
-    assert "op.drop_column('orders', 'note')" in source
+    # Flask-Migrate's default render_as_batch=True, which the application did not change: kept, as plain
+    # `flask db migrate` would write it (PostgreSQL alters the table in place either way).
+    assert "with op.batch_alter_table('orders', schema=None) as batch_op:" in source
+    assert "batch_op.add_column(sa.Column('note', sa.String(length=200)" in source
+    assert "batch_op.drop_column('note')" in source
     assert "note" not in adopted.db.columns("orders"), "migrate must not change the database"
 
     adopted.ok("upgrade")

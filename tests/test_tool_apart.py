@@ -168,7 +168,9 @@ def test_the_database_line_is_printed_once_per_command(cli, project, database):
 
 def test_the_app_option_and_flask_app_point_at_the_application(cli, project, database):
     (project / "run.py").rename(project / "serve.py")
-    missing = cli("status")
+    found = cli("status")  # no run.py: Flask's own search, which finds the factory of the package app/
+    assert found.returncode == 0 and "public.users" in found.stdout, found.stderr
+    missing = cli("status", env={"FLASK_APP": "nothere"})
     assert missing.returncode == 1 and "FLASK_APP" in missing.stderr and "Traceback" not in missing.stderr
     assert cli("--app", "serve.py", "status").returncode == 0
     assert cli("status", env={"FLASK_APP": "app:create_app()"}).returncode == 0
@@ -178,7 +180,7 @@ def test_the_app_option_and_flask_app_point_at_the_application(cli, project, dat
 def test_a_version_table_of_the_applications_choice_is_read_everywhere(cli, project, missing_database_url,
                                                                      head_revision):
     init = project / "app" / "__init__.py"
-    init.write_text(init.read_text().replace("migrate = Migrate()", 'migrate = Migrate(version_table="schema_history")'))
+    init.write_text(init.read_text().replace("migrate = Migrate(", 'migrate = Migrate(version_table="schema_history", '))
     assert cli("setup", url=missing_database_url).returncode == 0
     database = Database(missing_database_url)
     assert database.scalar("SELECT version_num FROM schema_history") == head_revision
