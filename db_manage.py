@@ -251,7 +251,7 @@ def adopt(force):
     """Put the tool's env.py into an existing migrations folder, carrying over its settings (yours is kept)."""
     from db_manage_tool.adoption import adopt_migrations
 
-    in_app(adopt_migrations, force)
+    in_app(adopt_migrations, force, create_missing=True)  # a factory that connects needs its database
 
 
 @cli.command()
@@ -453,9 +453,10 @@ def help_command(ctx, command):
 
 def main():
     """Run the command line and exit with its code; the one place where a failure becomes an exit code."""
-    from db_manage_tool.children import leave, open_missing_streams
+    from db_manage_tool.children import AdvisingStream, leave, open_missing_streams
 
     open_missing_streams()
+    sys.stderr = AdvisingStream(sys.stderr)  # advice says `db-manage ...` when installed, with the global options
     try:
         code = cli.main(prog_name=PROGRAM.split()[-1], complete_var="_DB_MANAGE_COMPLETE", standalone_mode=False)
         sys.stdout.flush()  # output that cannot be written (a full disk) is a failure said here, not lost at exit

@@ -7,6 +7,7 @@ import os
 import re
 from pathlib import Path
 
+import alembic_postgresql_enum  # noqa: F401  (opted in: migrate creates, alters and drops enum types)
 from dotenv import load_dotenv
 from flask import Flask
 from flask_migrate import Migrate

@@ -98,7 +98,14 @@ def carried_settings(source):
     except SyntaxError as exc:
         return {}, [("env.py", f"does not compile (line {exc.lineno})")]
     settings, lost = {}, []
+    functions = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
+    hooks = {keyword.value.id for node in ast.walk(tree) if isinstance(node, ast.Call)
+             and getattr(node.func, "attr", None) == "configure" for keyword in node.keywords
+             if isinstance(keyword.value, ast.Name)}  # functions given to configure(): judged as settings
+    inside_hooks = {id(node) for name in hooks if name in functions for node in ast.walk(functions[name])}
     for node in ast.walk(tree):
+        if id(node) in inside_hooks:
+            continue
         if not isinstance(node, ast.Call):
             continue
         called = getattr(node.func, "attr", getattr(node.func, "id", None))
@@ -113,7 +120,7 @@ def carried_settings(source):
                 elif level is None:
                     lost.append(("isolation_level", "is computed by the env.py"))
         if called != "configure":
-            if called and called not in TEMPLATE_CALLS and not called.startswith("_"):
+            if called and called not in TEMPLATE_CALLS and not called.startswith("_") and called not in BUILTINS:
                 lost.append((f"{called}()", "is called by the env.py"))
             continue
         for keyword in node.keywords:
@@ -122,19 +129,68 @@ def carried_settings(source):
             try:
                 settings[keyword.arg] = ast.literal_eval(keyword.value)
             except ValueError:
-                lost.append((f"{keyword.arg}={ast.unparse(keyword.value)}", "is code of the env.py"))
+                function = functions.get(getattr(keyword.value, "id", None))
+                if function is not None and self_contained(function):
+                    settings[keyword.arg] = Carried(function.name, ast.get_source_segment(source, function))
+                else:
+                    lost.append((f"{keyword.arg}={ast.unparse(keyword.value)}", "is code of the env.py that uses "
+                                 "more than its arguments"))
+    imports = [ast.get_source_segment(source, node) for node in tree.body
+               if isinstance(node, (ast.Import, ast.ImportFrom))
+               and not {name.split(".")[0] for name in imported_modules(node)} <= STOCK_MODULES]
+    if imports:  # a plug-in (alembic_postgresql_enum) or the models, imported for what importing does
+        settings[IMPORTS] = imports
     if "binds" in source and "get_engine(bind" in source.replace(" ", ""):
         lost.append(("several databases (binds)", "are migrated by the env.py, the tool migrates the default one"))
     return settings, sorted(set(lost))
 
 
+BUILTINS = set(dir(__import__("builtins")))
+IMPORTS = "imports"  # the key of carried_settings' imports, written above run()
+STOCK_MODULES = {"__future__", "logging", "alembic", "flask", "sqlalchemy", "os", "sys", "flask_migrate"}
+
+
+def imported_modules(node):
+    """Return the modules an import statement names."""
+    return [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+
+
+class Carried:
+    """A function of the old env.py, copied into the tool's: its name, and its source."""
+
+    def __init__(self, name, source):
+        self.name, self.source = name, source
+
+    def __repr__(self):
+        return self.name
+
+
+def self_contained(function):
+    """Return True when function uses nothing but its arguments, its own names and builtins (safe to copy)."""
+    import builtins
+
+    arguments = function.args
+    own = {a.arg for a in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs,
+                           *filter(None, [arguments.vararg, arguments.kwarg])]}
+    own |= {node.id for node in ast.walk(function) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
+    used = {node.id for node in ast.walk(function) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+    return not function.decorator_list and used <= own | set(dir(builtins))
+
+
 def written_environment(settings):
     """Return the text of the tool's env.py, passing settings carried over from the application's to run()."""
     text = TEMPLATE_ENV.read_text(encoding="utf-8")
+    settings = dict(settings or {})
+    imports = settings.pop(IMPORTS, [])
+    if imports:
+        carried = "".join(f"{line}  # carried over from your env.py\n" for line in imports)
+        text = text.replace("\nfrom db_manage_tool.environment import", f"\n{carried}from db_manage_tool.environment import")
     if not settings:
         return text
+    copied = "".join(f"\n\n# Carried over from your env.py.\n{value.source}\n" for _, value in sorted(settings.items())
+                     if isinstance(value, Carried))
     arguments = ", ".join(f"{name}={value!r}" for name, value in sorted(settings.items()))
-    return text.replace("\nrun()\n", f"\nrun({arguments})  # carried over from your env.py\n")
+    return text.replace("\nrun()\n", f"{copied}\n\nrun({arguments})  # carried over from your env.py\n")
 
 
 def environment_settings(directory):
@@ -145,10 +201,13 @@ def environment_settings(directory):
         return {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "run":
-            try:
-                return {keyword.arg: ast.literal_eval(keyword.value) for keyword in node.keywords if keyword.arg}
-            except ValueError:
-                return {}
+            settings = {}
+            for keyword in node.keywords:
+                try:
+                    settings[keyword.arg] = ast.literal_eval(keyword.value)
+                except ValueError:  # a function carried over
+                    continue
+            return settings
     return {}
 
 
@@ -183,7 +242,8 @@ def adopt_migrations(force=False):
     kept = adopt(directory, settings)
     click.echo(f"Wrote the tool's {directory / 'env.py'}" + (f"; yours is kept as {kept}." if kept else "."), err=True)
     if settings:
-        click.echo(f"Carried over from your env.py: {', '.join(f'{k}={v!r}' for k, v in sorted(settings.items()))}"
+        carried = [*settings.get(IMPORTS, []), *(f"{k}={v!r}" for k, v in sorted(settings.items()) if k != IMPORTS)]
+        click.echo(f"Carried over from your env.py: {', '.join(carried)}"
                    + (" (each revision commits on its own, as before)." if runs_stepwise(settings) else "."), err=True)
     if lost:
         click.echo(f"Not carried over (--force): {'; '.join(name for name, _ in lost)}: see {kept}.", err=True)

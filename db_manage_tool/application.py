@@ -99,7 +99,7 @@ def ensure_supported_versions():
            if (found := version_of(name)) is not None and found < oldest]
     if old:
         wanted = ", ".join(f"{name} {'.'.join(map(str, oldest))}" for name, oldest in MINIMUM_VERSIONS.items())
-        raise Failure(f"This environment has {' and '.join(old)}, older than db-manage supports ({wanted} or newer): "
+        raise Failure(f"This environment has {', '.join(old)}, older than db-manage supports ({wanted} or newer): "
                       "upgrade the application's pins to use the tool; nothing was changed.")
 
 
@@ -128,7 +128,9 @@ def creating_missing_databases(active):
         creating.append(url)
         try:
             if dbadmin.create_database(url.render_as_string(hide_password=False)):
-                CREATED.add(url.database)  # setup says so when it reaches its own step
+                CREATED.add(url.database)
+                click.echo(f"Database {url.database!r}: created (the application connects to it as it starts).",
+                           err=True)
         finally:
             creating.clear()
         return dialect.connect(*cargs, **cparams)
@@ -169,7 +171,7 @@ def not_found_message(where, message):
 
 def ensure_postgresql(where):
     """Raise Failure unless the application's database is PostgreSQL, the only one the tool manages."""
-    dialect = engine().dialect.name
+    dialect = application_engine().dialect.name
     if dialect != "postgresql":
         raise AppNotLoaded(f"The application (FLASK_APP={where}) uses a {dialect} database ({describe_database()}): "
                            "db_manage.py manages PostgreSQL only; point its SQLALCHEMY_DATABASE_URI at a "
@@ -232,7 +234,29 @@ def database():
 def engine():
     """Return the engine the tool connects with: MIGRATION_DATABASE_URL's when set, else the application's."""
     direct = setting("MIGRATION_DATABASE_URL")
-    return direct_engine(str(direct)) if direct else application_engine()
+    if direct:
+        return direct_engine(str(direct))
+    application = application_engine()
+    if application.dialect.driver == "psycopg2" or application.dialect.name != "postgresql":
+        return application  # another database is refused by ensure_postgresql
+    return psycopg2_engine(application)
+
+
+def psycopg2_engine(application):
+    """Return an engine on the application's database through psycopg2, the driver the tool works with (COPY,
+    identifiers quoted by psycopg2.sql), for an application that uses another one (psycopg 3, asyncpg)."""
+    from sqlalchemy import create_engine
+
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        raise Failure(f"The application connects with {application.dialect.driver}, and db-manage needs psycopg2 "
+                      "beside it: `pip install psycopg2-binary` (or 'flask-db-manage[psycopg2]').") from None
+    state = current_app.extensions.setdefault("db_manage", {})
+    if state.get("psycopg2_engine") is None:
+        url = application.url.set(drivername="postgresql+psycopg2")
+        state["psycopg2_engine"] = create_engine(url, pool_pre_ping=True)
+    return state["psycopg2_engine"]
 
 
 def application_engine():

@@ -77,9 +77,19 @@ def describe(diff):
                 "modify_comment": "comment"}.get(kind, kind)
         return (f"column {_qualified(schema, table)}.{column}: {what} is {sql_words(existing, kind)} in the database, "
                 f"{sql_words(new, kind)} in the models")
+    if kind in ("create_enum", "drop_enum"):  # alembic-postgresql-enum's
+        where = "in the models, not in the database" if kind == "create_enum" else "in the database, not in the models"
+        return f"enum type {_qualified(diff[2], diff[1])} is {where}"
+    if kind in ("change_enum_variants", "add_enum_value"):
+        _, old, new, columns = diff
+        used = ", ".join(f"{_qualified(getattr(c, 'table_schema', None) or None, c.table_name)}.{c.column_name}"
+                         for c in columns) or "no column"
+        return f"enum values of {used}: {', '.join(old)} in the database, {', '.join(new)} in the models"
     obj = diff[1]
     where = "in the models, not in the database" if kind.startswith("add") else "in the database, not in the models"
-    label = {"index": "index", "constraint": "constraint", "fk": "foreign key"}[kind.split("_", 1)[1]]
+    label = {"index": "index", "constraint": "constraint", "fk": "foreign key"}.get(kind.split("_", 1)[-1])
+    if label is None:  # a comparison added by a plug-in: its own words
+        return f"{kind.replace('_', ' ')}: {', '.join(map(str, diff[1:]))}"
     table = getattr(getattr(obj, "table", None), "name", None) or getattr(getattr(obj, "parent", None), "name", "?")
     name = obj.name or f"(unnamed, on {', '.join(c.name for c in getattr(obj, 'columns', [])) or 'an expression'})"
     return f"{label} {name} on {table} is {where}"

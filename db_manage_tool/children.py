@@ -151,6 +151,33 @@ def open_missing_streams():
             setattr(sys, name, open(os.devnull, "w"))
 
 
+INVOCATION_VARIABLE = "DB_MANAGE_INVOCATION"  # how the user ran the tool, with its global options
+
+
+def with_invocation(sentence):
+    """Return sentence with every `python db_manage.py ...` it advises written as the user ran the tool
+    (`db-manage` when installed, with the global options given)."""
+    invocation = os.environ.get(INVOCATION_VARIABLE)
+    if not invocation:
+        return sentence
+    done = f"`{invocation} "  # advice already in the user's words stays as it is
+    return done.join(part.replace("`python db_manage.py ", done) for part in sentence.split(done))
+
+
+class AdvisingStream:
+    """Stands in for sys.stderr: the advice written there names the command as the user ran it."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text):
+        """Write text with its advice in the user's words."""
+        return self.stream.write(with_invocation(text) if "db_manage.py" in text else text)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
 def exit_as_python_does():
     """Do what the interpreter does at exit before it tears itself down, as multiprocessing's forked children do:
     wait for non-daemon threads, run atexit functions (logging's final flush, temporary folders), flush

@@ -8,15 +8,15 @@ import configparser
 import os
 from logging.config import fileConfig
 
-import alembic_postgresql_enum  # noqa: F401  (creates, alters and drops PostgreSQL enum types)
 from alembic import context
+from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 
-from .errors import Failure, install_excepthook
+from .errors import Failure, NotOffline, install_excepthook
 from .application import announce_database, engine, metadata, migrate_extension
 from .as_written import replay_as_written
 from .migration_hooks import configure_args
-from .migration_safety import migration_run
+from .migration_safety import RunningStep, migration_run
 
 _logging_configured = set()
 # The carried-over settings that offline SQL follows (the others are about comparing or connecting).
@@ -69,8 +69,21 @@ def run_offline(settings=None):
     carried = {k: v for k, v in (settings or {}).items() if k in OFFLINE_SETTINGS}
     context.configure(dialect_name="postgresql", target_metadata=metadata(), literal_binds=True, **carried)
     replay_as_written(context, metadata())
-    with context.begin_transaction():
-        context.run_migrations()
+    running = RunningStep()
+    try:
+        with context.begin_transaction():
+            context.run_migrations()
+    except (Failure, CommandError):
+        raise
+    except Exception as exc:  # a revision's Python that needs the database (op.get_bind().execute(...).fetchall())
+        if running.step is None:
+            raise
+        revision = running.step.split(" -> ")[-1].split(",")[0]
+        raise NotOffline(f"Migration {running.step} cannot be written as SQL ({type(exc).__name__}: {exc}): it reads "
+                      "the database as it runs, which offline SQL cannot; give a range that starts after it, as in "
+                      f"`python db_manage.py upgrade --sql {revision}:head`.") from exc
+    finally:
+        running.close()
 
 
 def run_online(config, settings=None):

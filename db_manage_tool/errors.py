@@ -15,6 +15,10 @@ class Failure(Exception):
     """An expected failure of a command: its message says what happened and what to do."""
 
 
+class NotOffline(Failure):
+    """A revision whose Python cannot run without a database (it reads rows), so no offline SQL for it."""
+
+
 def describe(exc):
     """Return one sentence saying what went wrong in exc and, where known, how to fix it."""
     from alembic.util import CommandError
@@ -28,6 +32,9 @@ def describe(exc):
         return scrub(file_problem(exc))
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
         return "No space left on the device being written (the output, or a file the command writes): free some space."
+    if isinstance(exc, ModuleNotFoundError) and exc.name == "psycopg2":
+        return ("db-manage talks to PostgreSQL through psycopg2, which is not installed: `pip install "
+                "psycopg2-binary` (or the application's own pin of psycopg2).")
     revision_file = failing_revision_file(exc)
     if revision_file:
         return scrub(f"{revision_file} failed to load ({type(exc).__name__}: {first_line(str(exc))}): fix it, or move "
@@ -254,13 +261,7 @@ def first_line(text):
     return next((line.strip() for line in text.splitlines() if line.strip()), text.strip())
 
 
-INVOCATION_VARIABLE = "DB_MANAGE_INVOCATION"  # `python db_manage.py` with the user's global options
-
-
-def with_invocation(sentence):
-    """Return sentence with every `python db_manage.py ...` it advises carrying the user's own global options."""
-    invocation = os.environ.get(INVOCATION_VARIABLE)
-    return sentence.replace("`python db_manage.py ", f"`{invocation} ") if invocation else sentence
+from .children import INVOCATION_VARIABLE, with_invocation  # noqa: E402,F401  (re-exported)
 
 
 def report(exc):
@@ -289,6 +290,8 @@ def traceback_helps(exc):
         return False
     from alembic.util import CommandError
 
+    if isinstance(exc, ModuleNotFoundError) and exc.name == "psycopg2":
+        return False
     if isinstance(exc, CommandError) or (isinstance(exc, OSError) and (exc.filename or exc.errno == errno.ENOSPC)):
         return False
     if isinstance(exc, UserWarning) and "is present more than once" in str(exc):

@@ -34,7 +34,7 @@ from alembic.ddl.impl import DefaultImpl
 from alembic.operations.batch import BatchOperationsImpl
 from sqlalchemy.exc import CompileError
 
-from .errors import Failure
+from .errors import Failure, NotOffline, first_line
 from .application import migrations_directory
 from .migration_hooks import alembic_config, script_directory
 
@@ -217,6 +217,10 @@ def render(revision, script, config):
             with EnvironmentContext(config, script, fn=upgrade, as_sql=True, starting_rev=down,
                                     destination_rev=revision.revision):
                 script.run_env()
+    except NotOffline as exc:  # the tool's env.py said so
+        raise NotRenderable(f"{os.path.relpath(revision.path)}: not linted: its upgrade() cannot run without a "
+                            f"database ({type(exc.__cause__).__name__}: {first_line(str(exc.__cause__))}); review it "
+                            "by hand.") from exc
     except (Failure, CommandError):
         raise
     except Exception as exc:  # the revision's own code failed without a database (it reads rows, say)

@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from . import dbadmin
 from .adoption import adopt, foreign_environment_note
 from .application import CREATED, database_url, engine, migrations_directory
-from .errors import Failure
+from .errors import Failure, with_invocation
 from .migration_hooks import alembic_config, script_directory
 from .revisions import current_revision
 
@@ -46,8 +46,9 @@ def setup_database():
 def ensure_database(url):
     """Create the database named in url when the server does not have it yet."""
     name = make_url(url).database
-    created = dbadmin.create_database(url) or name in CREATED
-    click.echo(f"Database {name!r}: {'created' if created else 'exists'}.", err=True)
+    created = dbadmin.create_database(url)
+    if name not in CREATED:  # else said as the application loaded
+        click.echo(f"Database {name!r}: {'created' if created else 'exists'}.", err=True)
 
 
 def ensure_migrations_folder(template):
@@ -103,5 +104,5 @@ def report_model_differences():
                "setup writes no migration on top of a history:", err=True)
     for difference in differences:
         click.echo(f"- {difference}", err=True)
-    click.echo('If these changes are yours, write their migration with `python db_manage.py migrate "MESSAGE"`, '
-               "review it, then `python db_manage.py upgrade`.", err=True)
+    click.echo(with_invocation('If these changes are yours, write their migration with `python db_manage.py migrate '
+                               '"MESSAGE"`, review it, then `python db_manage.py upgrade`.'), err=True)

@@ -32,3 +32,16 @@ def test_check_lists_every_drift_in_words(cli, database):
         assert words in result.stdout
     assert "6 difference(s)" in result.stderr
     assert "object at 0x" not in result.stdout and "Clause" not in result.stdout
+
+
+def test_differences_of_plug_ins_are_sentences_too():
+    """alembic-postgresql-enum's differences (and any other plug-in's) are described, never a KeyError."""
+    from alembic_postgresql_enum.get_enum_data.types import TableReference
+
+    from db_manage_tool.check import describe
+
+    used = [TableReference(table_schema="public", table_name="records", column_name="record_type")]
+    assert describe(("change_enum_variants", ["AS", "LD", "HA"], ["AS", "HA", "LD"], used)) == \
+        "enum values of public.records.record_type: AS, LD, HA in the database, AS, HA, LD in the models"
+    assert describe(("drop_enum", "mood", None, ["sad"])) == "enum type mood is in the database, not in the models"
+    assert describe(("add_widget", "w1")) == "add widget: w1"

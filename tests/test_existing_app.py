@@ -286,23 +286,30 @@ def test_adopt_keeps_the_old_env_and_is_idempotent(storefront):
 
 
 def test_adopt_carries_over_settings_and_refuses_code_it_would_lose(storefront):
-    """An env.py with its own include_object function and per-migration transactions: adopt names the function
-    and changes nothing; with --force it adopts, carrying transaction_per_migration over."""
+    """An env.py with per-migration transactions, a plug-in import, a self-contained include_name and an
+    include_object that uses a module-level name: adopt names the last and changes nothing; with --force it
+    adopts, carrying the rest over."""
     source = storefront.env_py.read_text().replace(
         "def run_migrations_online():",
-        "def include_object(object, name, type_, reflected, compare_to):\n"
-        "    return name != 'legacy_audit'\n\n\ndef run_migrations_online():").replace(
-        "            **conf_args", "            include_object=include_object,\n            "
-        "transaction_per_migration=True,\n            **conf_args")
-    assert "include_object=include_object" in source
+        "LEGACY = {'legacy_audit'}\n\n\ndef include_object(object, name, type_, reflected, compare_to):\n"
+        "    return name not in LEGACY\n\n\ndef include_name(name, type_, parent_names):\n"
+        "    return not (type_ == 'table' and name.startswith('tmp_'))\n\n\ndef run_migrations_online():").replace(
+        "            **conf_args", "            include_object=include_object,\n            include_name=include_name,"
+        "\n            transaction_per_migration=True,\n            **conf_args").replace(
+        "import logging\n", "import logging\nimport json  # noqa: F401 (stands for a plug-in imported for its effect)\n")
+    assert "include_object=include_object" in source and "import json" in source
     storefront.env_py.write_text(source)
     refused = storefront.run("adopt")
     assert refused.returncode == 1 and "include_object=include_object" in refused.stderr, refused.stderr
+    assert "include_name" not in refused.stderr, "a self-contained function is carried over, not refused"
     assert "--force" in refused.stderr and len(refused.stderr.strip().splitlines()) == 2  # the database line, then it
     assert storefront.env_py.read_text() == source and not storefront.env_py.with_name("env.py.orig").exists()
 
     forced = storefront.ok("adopt", "--force")
-    assert "run(transaction_per_migration=True)" in storefront.env_py.read_text()
+    written = storefront.env_py.read_text()
+    assert "run(include_name=include_name, transaction_per_migration=True)" in written
+    assert "\nimport json  # carried over from your env.py\n" in written
+    assert "def include_name(name, type_, parent_names):" in written and "LEGACY" not in written
     assert "Not carried over" in forced.stderr and "include_object" in forced.stderr
     assert storefront.env_py.with_name("env.py.orig").read_text() == source
     storefront.ok("setup")

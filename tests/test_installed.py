@@ -109,7 +109,8 @@ def test_a_history_inside_the_package_and_a_factory_that_connects(installed, tmp
     before = app.files()
 
     refused = app.run("setup")  # without -d: the history elsewhere is named, no second migrations/ is created
-    assert refused.returncode == 1 and "inventory/migrations" in refused.stderr, refused.stderr
+    assert refused.returncode == 1 and "`db-manage -d inventory/migrations COMMAND`" in refused.stderr, refused.stderr
+    assert "python db_manage.py" not in refused.stderr  # advice names the command as it was run
     assert app.files() == before and not (app.root / "migrations").exists()
 
     app.options = ["-d", "inventory/migrations"]
