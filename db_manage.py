@@ -15,8 +15,8 @@ import importlib.util
 import os
 import re
 import shlex
+import site
 import sys
-import sysconfig
 
 NOT_INSTALLED = ("The project's packages are not installed for {}: run `.venv/bin/python db_manage.py`, "
                  "activate the virtualenv (`. .venv/bin/activate`), or `pip install -r requirements-dev.txt`.")
@@ -29,7 +29,7 @@ except ImportError:  # run by a Python other than the project's virtualenv
 def project_folder():
     """Return the project's folder: this file's, when it is a project's copy; the working directory when installed."""
     here = os.path.dirname(os.path.abspath(__file__))
-    installed = {os.path.realpath(sysconfig.get_paths()[key]) for key in ("purelib", "platlib")}
+    installed = {os.path.realpath(path) for path in [*site.getsitepackages(), site.getusersitepackages()]}
     return os.getcwd() if os.path.realpath(here) in installed else here
 
 

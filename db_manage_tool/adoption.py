@@ -167,14 +167,12 @@ class Carried:
 
 def self_contained(function):
     """Return True when function uses nothing but its arguments, its own names and builtins (safe to copy)."""
-    import builtins
-
     arguments = function.args
     own = {a.arg for a in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs,
                            *filter(None, [arguments.vararg, arguments.kwarg])]}
     own |= {node.id for node in ast.walk(function) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
     used = {node.id for node in ast.walk(function) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
-    return not function.decorator_list and used <= own | set(dir(builtins))
+    return not function.decorator_list and used <= own | BUILTINS
 
 
 def written_environment(settings):

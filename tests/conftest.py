@@ -186,11 +186,11 @@ class Database:
         """Return the row counts of users, posts and analytics.page_views."""
         return tuple(self.scalar(f"SELECT count(*) FROM {t}") for t in ("users", "posts", "analytics.page_views"))
 
-    def rows(self, sql):
-        """Return every row of sql, as tuples."""
+    def rows(self, sql, **params):
+        """Return every row of sql run with params, as tuples."""
         engine = self._engine()
         with engine.connect() as conn:
-            result = [tuple(r) for r in conn.execute(text(sql))]
+            result = [tuple(r) for r in conn.execute(text(sql), params)]
         engine.dispose()
         return result
 

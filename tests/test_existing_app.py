@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, TOOL_TABLES, Database, cli_env
+from db_manage_tool import dbadmin
 
 STOREFRONT = Path(__file__).resolve().parent / "apps" / "storefront"
 APP = "storefront:create_app()"
@@ -126,10 +127,10 @@ class Storefront:
         self.root, self.url, self.db = root, url, Database(url)
         self.env_py = root / "migrations" / "env.py"
 
-    def run(self, *args, timeout=120):
+    def run(self, *args, timeout=120, env=None):
         """Run `python db_manage.py ARGS` in the copy; check that it failed (if at all) in one sentence."""
         command = [sys.executable, "db_manage.py", *args]
-        result = subprocess.run(command, cwd=self.root, env=cli_env(self.url), capture_output=True, text=True,
+        result = subprocess.run(command, cwd=self.root, env=cli_env(self.url, env), capture_output=True, text=True,
                                 timeout=timeout)
         output = result.stdout + result.stderr
         assert "Traceback" not in output and "Unexpected" not in output, output
@@ -314,6 +315,27 @@ def test_adopt_carries_over_settings_and_refuses_code_it_would_lose(storefront):
     assert storefront.env_py.with_name("env.py.orig").read_text() == source
     storefront.ok("setup")
     storefront.assert_at_head()
+
+
+def test_an_older_stack_is_refused_before_anything_changes(storefront, tmp_path):
+    """An environment whose SQLAlchemy and Flask-SQLAlchemy are older than the tool supports (as an application
+    pinned to SQLAlchemy 1.4 would install them): every command refuses in one sentence, adopt included; no
+    file is written and no database created."""
+    older = tmp_path / "older"  # found before site-packages, as the installed releases would be
+    for name, version in (("SQLAlchemy", "1.4.54"), ("Flask-SQLAlchemy", "2.5.1")):
+        info = older / f"{name.replace('-', '_')}-{version}.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    files = {p: p.read_bytes() for p in storefront.root.rglob("*") if p.is_file()}
+    for command in (("adopt",), ("setup",), ("status",), ("upgrade",)):
+        result = storefront.run(*command, env={"PYTHONPATH": str(older)})
+        assert result.returncode == 1, (command, result.stderr)
+        assert [line for line in result.stderr.splitlines() if not line.startswith("$ flask db")] == [
+            "Error: This environment has SQLAlchemy 1.4.54, Flask-SQLAlchemy 2.5.1, older than db-manage supports "
+            "(SQLAlchemy 2.0.20, Flask-SQLAlchemy 3.0.5, Flask-Migrate 4.0, alembic 1.12 or newer): upgrade the "
+            "application's pins to use the tool; nothing was changed."], result.stderr
+    assert {p: p.read_bytes() for p in storefront.root.rglob("*") if p.is_file()} == files
+    assert not dbadmin.database_exists(storefront.url)
 
 
 def test_setup_and_inspection_after_adopt(adopted):

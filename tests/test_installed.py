@@ -74,7 +74,8 @@ class InstalledApp:
     def constraints(self, table):
         """Return the names of table's constraints."""
         return {row[0] for row in self.db.rows(
-            f"SELECT conname FROM pg_constraint WHERE conrelid = '{table}'::regclass AND contype <> 'n'")}
+            "SELECT conname FROM pg_constraint WHERE conrelid = CAST(:table AS regclass) AND contype <> 'n'",
+            table=table)}
 
     def files(self):
         """Return every file of the application's folder, relative, without caches."""
