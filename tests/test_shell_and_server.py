@@ -77,3 +77,36 @@ def test_embedded_server_stop_status_start_and_a_race_to_start_it(cli, project, 
         assert cli("server", "start", url=None).returncode == 0 and embedded.is_running(pgdata)
     finally:
         embedded.stop(pgdata)
+
+
+def blocked_on_flock(path):
+    """Return True when some process waits for the flock on path (a waiter line of /proc/locks)."""
+    inode = f":{path.stat().st_ino} "
+    return any("->" in line and "FLOCK" in line and inode in line
+               for line in Path("/proc/locks").read_text().splitlines())
+
+
+def test_a_command_waits_while_another_creates_the_embedded_server(project):
+    import fcntl
+
+    instance = project / "instance"
+    pgdata = instance / "pgdata"
+    pgdata.mkdir(parents=True)
+    (pgdata / "postgresql.conf").write_text("# initdb is half way\n")  # what a server being created looks like
+    lock = instance / ".pgdata.lock"
+    try:
+        with open(lock, "a") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)  # this test is the command creating the server
+            waiter = subprocess.Popen([sys.executable, "db_manage.py", "server", "start"], cwd=project,
+                                      env=cli_env(None), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            deadline = time.monotonic() + 60
+            while not blocked_on_flock(lock) and waiter.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert waiter.poll() is None, waiter.communicate()  # it waits: it did not call the folder damaged
+            (pgdata / "postgresql.conf").unlink()  # the creator gives way with nothing left behind
+        out, err = waiter.communicate(timeout=120)
+        assert waiter.returncode == 0, err
+        assert "damaged" not in err and (pgdata / "PG_VERSION").read_text().strip() == "18"
+        assert embedded.is_running(pgdata)
+    finally:
+        embedded.stop(pgdata)
