@@ -27,10 +27,15 @@ except ImportError:  # run by a Python other than the project's virtualenv
 
 
 def project_folder():
-    """Return the project's folder: this file's, when it is a project's copy; the working directory when installed."""
+    """Return the project's folder: this file's, when a project's copy is run as a script; else the working directory.
+
+    Imported (the console command `db-manage`, installed or editable), the command serves the folder it runs in.
+    """
     here = os.path.dirname(os.path.abspath(__file__))
+    if __name__ != "__main__":
+        return os.getcwd()
     installed = {os.path.realpath(path) for path in [*site.getsitepackages(), site.getusersitepackages()]}
-    return os.getcwd() if os.path.realpath(here) in installed else here
+    return os.getcwd() if os.path.realpath(here) in installed else here  # python -m db_manage
 
 
 ROOT = project_folder()
@@ -222,10 +227,14 @@ def row_requests(ctx, param, values):
 @click.option("--rows", multiple=True, metavar="MODEL=COUNT", callback=row_requests,
               help="Generate COUNT rows of MODEL (a model or [schema.]table name) from its columns; repeat for "
                    "several, parents are filled first.  [default: none: run the seed file]")
+@click.option("--all", "every", type=click.IntRange(1, 100_000_000), metavar="N",
+              help="Generate about N rows of every table (each model of an inheritance tree), parents first; a "
+                   "table that cannot be generated is skipped, with the reason; --rows sets a table's own count.  "
+                   "[default: none]")
 @click.option("--fixture", "fixtures", multiple=True, metavar="PATH", callback=non_empty_paths,
               help="Add the rows of a JSON or CSV file (or of every such file in a folder) by natural key; "
                    "repeatable.  [default: none]")
-def seed(rows, fixtures):
+def seed(rows, every, fixtures):
     """Add development data in one transaction: the seed file (app/seeds.py), fixtures, or generated rows.
 
     With no option, runs the application's seed file: its sample rows, added by
@@ -233,7 +242,7 @@ def seed(rows, fixtures):
     """
     from db_manage_tool.seed import seed_database
 
-    in_app(seed_database, rows=rows, fixtures=[os.path.abspath(path) for path in fixtures])  # run in ROOT
+    in_app(seed_database, rows=rows, every=every, fixtures=[os.path.abspath(path) for path in fixtures])  # in ROOT
 
 
 @cli.command()

@@ -173,7 +173,7 @@ def written_columns(b, url, names):
 
     with b.app(url).app_context():
         tables = [find_table(name) for name in names]
-        overrides, _ = seed_overrides({})
+        overrides, _ = seed_overrides()
         db.engine.dispose()
         return {table.fullname: [c.name for c in table.columns
                                  if not generate.server_owned(c) or c.name in overrides.get(table, {})]

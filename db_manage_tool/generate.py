@@ -6,6 +6,7 @@ enumerated, CHECK constraints of simple forms are respected, and columns the ser
 (identity, serial, server defaults, computed) are left to it. Row numbers continue after the
 rows already there, so the same command on the same starting rows writes the same data.
 """
+import itertools
 import math
 import pickle
 import random
@@ -62,10 +63,16 @@ class Limits:
 
 
 class Table:
-    """One table to fill: its plan for count rows numbered from start."""
+    """One table to fill: its plan for count rows numbered from start (link: the parent key its rows share)."""
 
-    def __init__(self, table, count, overrides, where):
-        self.table, self.count, self.overrides, self.where = table, count, overrides, where
+    def __init__(self, table, count, overrides, where, job=None):
+        self.table, self.count, self.overrides, self.where, self.job = table, count, overrides, where, job
+        self.flexible = False  # True: fewer rows when the unique combinations run out (seed --all)
+
+    @property
+    def link(self):
+        """Return (parent mapper, foreign key) when the rows are the joined-subclass part of objects, else None."""
+        return self.job.link if self.job is not None and self.job.link and self.job.link[1] is not None else None
 
     @property
     def label(self):
@@ -74,33 +81,6 @@ class Table:
 
 
 # ---- the whole run ---------------------------------------------------------------------------------------
-
-
-def resolve(names, tables, registry_classes):
-    """Return {Table: count} for NAME=COUNT requests; NAME is a table ([schema.]name) or a model class name."""
-    by_name = {}
-    for table in tables:
-        for key in {table.name.lower(), table.fullname.lower(), f"{table.schema or 'public'}.{table.name}".lower()}:
-            by_name.setdefault(key, set()).add(table)
-    for cls in registry_classes:
-        table = getattr(cls, "__table__", None)
-        if isinstance(table, sa.Table):
-            by_name.setdefault(cls.__name__.lower(), set()).add(table)
-    chosen, asked_as = {}, {}
-    for name, count in names:
-        found = by_name.get(name.lower(), set())
-        if len(found) > 1:
-            raise UnknownTable(f"{name!r} names several tables ({', '.join(sorted(t.fullname for t in found))}): "
-                          "give it as schema.table.")
-        if not found:
-            known = ", ".join(sorted({t.fullname for t in tables}))
-            raise UnknownTable(f"No model or table named {name!r}: use one of {known}.")
-        table = next(iter(found))
-        if table in chosen:
-            raise UnknownTable(f"{table.fullname} is asked for twice ({asked_as[table]}={chosen[table]} and "
-                               f"{name}={count}): give it once, with the number of rows you want.")
-        chosen[table], asked_as[table] = count, name
-    return chosen
 
 
 class UnknownTable(Failure):
@@ -190,13 +170,15 @@ class Analysis:
     """What a table's constraints ask of its generated columns, found from the model alone."""
 
     def __init__(self, spec):
-        table, overrides = spec.table, spec.overrides
-        owned = {c.name for c in table.columns if server_owned(c) and c.name not in overrides}
-        self.free = [c for c in table.columns if c.name not in owned and c.name not in overrides]
-        self.limits = check_limits(spec, owned | set(overrides))
+        table = spec.table
+        given = set(spec.overrides) | ({c.name for c in spec.link[1].columns} if spec.link else set())
+        self.sequenced = {c.name: c for c in table.columns if sequenced(c) and c.name not in given}
+        owned = {c.name for c in table.columns if server_owned(c) and c.name not in given} | set(self.sequenced)
+        self.free = [c for c in table.columns if c.name not in owned and c.name not in given]
+        self.limits = check_limits(spec, owned | given)
         self.fk_of = {}
         for fk in foreign_keys(table):
-            if any(c.name in overrides for c in fk.columns):
+            if any(c.name in given for c in fk.columns):
                 continue
             shared = [c.name for c in fk.columns if c.name in self.fk_of]
             if shared:  # two foreign keys share a column: values that satisfy both cannot be drawn apart
@@ -207,9 +189,9 @@ class Analysis:
             for column in fk.columns:
                 self.fk_of[column.name] = fk
         self.embedded, self.enumerated = {}, []
-        for columns in unique_sets(spec, owned | set(overrides)):
-            candidates = sorted((c for c in columns if c.name not in self.fk_of and
-                                 embeddable(c, self.limits.get(c.name))), key=lambda c: room(c, self.limits))
+        for columns in unique_sets(spec, owned | given):
+            candidates = sorted((c for c in columns if c.name not in self.fk_of and embeddable(c, self.limits.get(c.name))),
+                                key=lambda c: room(c, self.limits.get(c.name)))
             if any(c.name in self.embedded for c in columns):
                 continue  # a column carrying the row number makes the set unique
             names = {c.name for c in columns}
@@ -244,10 +226,18 @@ def plan(connection, spec, pools):
     for name, value in overrides.items():
         groups.append(override_group(spec, name, value))
         done.add(name)
-    for columns in found.enumerated:
+    for columns in found.enumerated:  # first: with spec.flexible, it may lower spec.count
         if not any(c.name in done for c in columns):
             groups.append(enumeration_group(connection, spec, columns, found.fk_of, limits, start))
             done.update(c.name for c in columns)
+    if not spec.count:
+        return [], start
+    if spec.link is not None:
+        groups.append(link_group(connection, spec))
+        done.update(c.name for c in spec.link[1].columns)
+    for name, column in found.sequenced.items():
+        groups.append(sequence_group(connection, spec, column))
+        done.add(name)
     for fk in dict.fromkeys(found.fk_of.values()):
         if not any(c.name in done for c in fk.columns):
             groups.append(foreign_key_group(connection, spec, fk, start))
@@ -264,7 +254,14 @@ def plan(connection, spec, pools):
 def server_owned(column):
     """Return True when the server fills the column: identity, serial, server default or computed."""
     return (column.server_default is not None or column.identity is not None or column.computed is not None
-            or column is column.table.autoincrement_column)
+            or column is column.table.autoincrement_column) and not sequenced(column)
+
+
+def sequenced(column):
+    """Return True when SQLAlchemy, not the server, draws the column's values from a Sequence (Column(Sequence(...)))."""
+    default = column.default
+    return (isinstance(default, sa.Sequence) and not default.optional and column.server_default is None
+            and column.identity is None and column.computed is None)
 
 
 def hint(spec, columns):
@@ -605,6 +602,38 @@ def override_group(spec, name, value):
     return single(name, fill, 16)
 
 
+def sequence_group(connection, spec, column):
+    """Return the group of a column whose values a Sequence gives: count of them taken from it at once."""
+    sequence = column.default
+    name = connection.dialect.identifier_preparer.format_sequence(sequence)
+    regclass = sa.cast(sa.literal(name), postgresql.REGCLASS)
+    step = connection.execute(sa.text("SELECT seqincrement FROM pg_sequence WHERE seqrelid = CAST(:name AS regclass)"),
+                              {"name": name}).scalar()
+    last = connection.execute(sa.select(sa.func.setval(regclass, sequence.next_value() + (spec.count - 1) * step))).scalar()
+    first = last - (spec.count - 1) * step
+    counter = itertools.count(first, step)
+    return single(column.name, lambda numbers: [str(next(counter)) for _ in numbers], 8)
+
+
+def link_group(connection, spec):
+    """Return the group of a joined subclass's key: the keys of the parent rows made for its objects, one each."""
+    from .seed_plan import parents_waiting
+
+    parent, fk = spec.link
+    rows = parents_waiting(connection, spec.job, spec.count)
+    if len(rows) < spec.count:
+        raise Failure(f"{spec.label} holds the joined subclass part of objects whose rows in {fk.referred_table.fullname} "
+                      f"are missing ({len(rows):,} of {spec.count:,} found): ask for the model by its class name. "
+                      "Nothing was changed.")
+    names = [c.name for c in fk.columns]
+    drawn = iter(rows)
+
+    def fill(numbers):
+        taken = [next(drawn) for _ in numbers]
+        return [[to_copy(row[i]) for row in taken] for i in range(len(names))]
+    return Group(names, fill, 8 * len(names))
+
+
 def parent_pool(connection, fk):
     """Return the referenced rows of a foreign key: a range of integers when they are contiguous, else a list."""
     parent_columns = [element.column for element in fk.elements]
@@ -677,6 +706,8 @@ def enumeration_group(connection, spec, columns, fk_of, limits, start):
     size = math.prod(len(values) for _, values in domains)
     existing = {tuple(to_copy(v) for v in row) for row in connection.execute(
         sa.select(*[table.c[name] for name in names]))}
+    if spec.flexible:
+        spec.count = max(0, min(spec.count, size - len(existing)))
     if spec.count > size - len(existing):
         raise Unsupported(f"{table.fullname} needs ({', '.join(names)}) unique and has only {size:,} combinations of "
                           f"their values, {len(existing):,} of them taken: ask for at most "
@@ -736,7 +767,9 @@ FLIPPED = {">=": "<=", ">": "<", "<=": ">=", "<": ">", "=": "="}
 def check_limits(spec, skip):
     """Return {column: Limits} from the table's CHECK constraints; raise Unsupported naming one it cannot read."""
     table, limits = spec.table, {}
-    for constraint in table.constraints:
+    declared = list(table.constraints) + [c for column in table.columns for c in column.constraints
+                                          if c not in table.constraints]  # Column(..., CheckConstraint(...))
+    for constraint in declared:
         if not isinstance(constraint, sa.CheckConstraint) or getattr(constraint, "_type_bound", False):
             continue
         text = check_text(constraint)

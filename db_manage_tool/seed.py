@@ -6,6 +6,7 @@ seed(connection) that adds rows (db_manage_tool.seeding.add_all) and returns {wh
 optionally OVERRIDES: fixed values or functions of the row number for generated columns.
 Two seeds at once on one database: the second waits for the first (an advisory lock).
 """
+import contextlib
 import importlib
 import importlib.util
 import signal
@@ -22,7 +23,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from . import bulk, generate
+from . import bulk, generate, seed_plan
 from .dbadmin import end_with_client
 from .application import database, engine, metadata, setting
 from .errors import Failure, first_line
@@ -42,10 +43,10 @@ class Interrupted(Failure):
     exit_code = 130
 
 
-def seed_database(rows=(), fixtures=()):
+def seed_database(rows=(), fixtures=(), every=None):
     """Seed in one transaction: fixture files, then generated rows; with neither, the seed file. Return what was added."""
     refuse_on_production("seed the database")
-    seed = seed_function() if not rows and not fixtures else None
+    seed = seed_function() if not rows and not fixtures and not every else None
     started = time.monotonic()
     with CtrlC() as ctrl_c:
         try:
@@ -63,8 +64,8 @@ def seed_database(rows=(), fixtures=()):
                         if failure is None:
                             raise
                         raise failure from exc
-                if rows:
-                    added.update(generate_rows(connection, rows))
+                if rows or every:
+                    added.update(generate_rows(connection, rows, every))
                 if seed is not None:
                     added = run_seed_file(connection, seed)
         except BaseException as exc:
@@ -162,7 +163,8 @@ def model_classes():
 
 def find_table(name):
     """Return the table a model or table name means."""
-    return next(iter(generate.resolve([(name, 1)], list(metadata().tables.values()), model_classes())))
+    target, _ = seed_plan.targets([(name, 1)], list(metadata().tables.values()), model_mappers())[0]
+    return seed_plan.table_of(target)
 
 
 def fixture_table(name, path):
@@ -173,49 +175,116 @@ def fixture_table(name, path):
         raise Failure(f"The fixture {path} names {name!r}: {exc}") from None
 
 
-def generate_rows(connection, requests):
-    """COPY generated rows for each (name, count) request, parents first; return {table: rows}."""
-    tables = list(metadata().tables.values())
+def generate_rows(connection, requests=(), every=None):
+    """COPY generated rows for each (name, count) request, or about `every` rows of every table; return {table: rows}.
+
+    Asked by name, a table that cannot be filled stops the seed; with --all it is skipped, with the reason.
+    """
+    tables, mappers = list(metadata().tables.values()), model_mappers()
     try:
-        counts = generate.resolve(requests, tables, model_classes())
+        chosen = seed_plan.every_table(tables, mappers, every) if every else []
+        asked = seed_plan.targets(requests, tables, mappers)
     except generate.UnknownTable as exc:
         raise click.BadParameter(str(exc), param_hint="--rows") from None
-    overrides, where = seed_overrides(counts)
-    polymorphic_identities(counts, requests, overrides)
+    chosen = [(t, n) for t, n in chosen if all(t is not a for a, _ in asked)] + asked
+    overrides, where = seed_overrides()
+    found, notes = seed_plan.with_parents(connection, chosen, mappers, not every, overrides)
+    for note in notes:
+        click.echo(note, err=True)
+    counts = {table: job.count for table, job in found.items()}
+    for table, job in found.items():
+        if job.discriminator and job.discriminator not in overrides.get(table, {}):
+            overrides.setdefault(table, {})[job.discriminator] = job.identity_fill()
     order = generate.ordered(counts)
-    try:
-        for table in order:  # before anything is written: every table can be generated
-            generate.Analysis(generate.Table(table, counts[table], overrides.get(table, {}), where))
-    except generate.Unsupported as exc:
-        raise Failure(f"{exc} Nothing was changed.") from None
-    generate.check_parents(connection, counts)
+    skipped = {}
+    if not every:
+        try:
+            for table in order:  # before anything is written: every table can be generated
+                generate.Analysis(generate.Table(table, counts[table], overrides.get(table, {}), where, found[table]))
+        except generate.Unsupported as exc:
+            raise Failure(f"{exc} Nothing was changed.") from None
+        generate.check_parents(connection, counts)
     total = sum(counts.values())
     size = sum(generate.estimate_bytes(table, counts[table]) for table in order)
-    click.echo(f"Generating {total:,} row{'s' if total != 1 else ''} ({', '.join(f'{t.fullname} {counts[t]:,}' for t in order)}): "
-               f"about {megabytes(size)} on disk.", err=True)
+    click.echo(f"Generating {'about ' if every else ''}{total:,} row{'s' if total != 1 else ''} "
+               f"({', '.join(f'{t.fullname} {counts[t]:,}' for t in order)}): about {megabytes(size)} on disk.",
+               err=True)
     connection.exec_driver_sql("SET LOCAL synchronous_commit = off")  # development data: no wait at commit
     pools, added = Pools(), {}
     with Progress(total) as bar:
         for table in order:
+            if every:
+                reason = skip_reason(connection, table, counts, overrides, where, found, skipped)
+                if reason is not None:
+                    skipped[table] = reason
+                    continue
             try:
-                with bulk.loading(connection, table, counts[table]):
-                    for count in generate.rounds(table, counts[table]):
-                        spec = generate.Table(table, count, overrides.get(table, {}), where)
-                        groups, start = generate.plan(connection, spec, pools)
-                        if groups:
-                            copy_chunks(connection, table, generate.column_names(groups),
-                                        generate.chunks(groups, start, count), bar)
-                        else:  # the server fills every column
-                            add_default_rows(connection, table, count, bar)
+                with connection.begin_nested() if every else contextlib.nullcontext():
+                    added[table.fullname] = fill_table(connection, table, counts[table], overrides.get(table, {}),
+                                                       where, found[table], pools, bar, every)
             except generate.Unsupported as exc:
-                raise Failure(f"{exc} Nothing was changed.") from None
+                if not every:
+                    raise Failure(f"{exc} Nothing was changed.") from None
+                skipped[table] = str(exc)
             except (psycopg2.Error, DBAPIError) as exc:
                 failure = refused(exc, f"The rows generated for {table.fullname}", where)
                 if failure is None:
                     raise
-                raise failure from exc
-            added[table.fullname] = counts[table]
+                if not every:
+                    raise failure from exc
+                skipped[table] = str(failure).replace(" Nothing was changed.", "")
+            except Failure as exc:
+                if not every:
+                    raise
+                skipped[table] = str(exc).replace(" Nothing was changed.", "")
+    for table, reason in skipped.items():
+        click.echo(f"Skipped {table.fullname}: {reason}", err=True)
     return added
+
+
+def fill_table(connection, table, count, overrides, where, job, pools, bar, flexible):
+    """COPY count generated rows into table (fewer when flexible and its unique combinations run out); return how many."""
+    written = 0
+    with bulk.loading(connection, table, count):
+        for rows in generate.rounds(table, count):
+            spec = generate.Table(table, rows, overrides, where, job)
+            spec.flexible = flexible
+            groups, start = generate.plan(connection, spec, pools)
+            if not spec.count:
+                break
+            if groups:
+                copy_chunks(connection, table, generate.column_names(groups),
+                            generate.chunks(groups, start, spec.count), bar)
+            else:  # the server fills every column
+                add_default_rows(connection, table, spec.count, bar)
+            written += spec.count
+    if not written:
+        raise generate.Unsupported(f"{table.fullname} has no combination of unique values left to add.")
+    return written
+
+
+def skip_reason(connection, table, counts, overrides, where, found, skipped):
+    """Return why --all cannot fill table (its analysis, or a required parent skipped and empty), or None."""
+    for fk in generate.foreign_keys(table):
+        parent = fk.referred_table
+        if parent is table or any(c.nullable for c in fk.columns) or any(c.name in overrides.get(table, {})
+                                                                            for c in fk.columns):
+            continue
+        if (parent in skipped or parent not in counts) and \
+                not connection.execute(sa.select(sa.exists().select_from(parent))).scalar():
+            why = "was skipped" if parent in skipped else "has no rows"
+            return f"it refers to {parent.fullname}, which {why}."
+    try:
+        generate.Analysis(generate.Table(table, counts[table], overrides.get(table, {}), where, found[table]))
+    except generate.Unsupported as exc:
+        return str(exc)
+    return None
+
+
+def model_mappers():
+    """Return the mappers of the application's models whose tables are in its metadata."""
+    tables = set(metadata().tables.values())
+    return [mapper for mapper in (sa.inspect(cls) for cls in model_classes()) if mapper.local_table in tables]
 
 
 def refused(exc, what, where):
@@ -234,35 +303,12 @@ def database_detail(exc):
     return first_line(str(error)).rstrip(".")
 
 
-def polymorphic_identities(counts, requests, overrides):
-    """Give each discriminator column (polymorphic_on) the identities of its models, unless OVERRIDES does.
-
-    A subclass named in --rows (single-table inheritance) gets its own identity; a base class or the table gets
-    the identities of every model stored in that table, in turn.
-    """
-    named = {name.lower() for name, _ in requests}
-    for cls in model_classes():
-        mapper = sa.inspect(cls)
-        column = mapper.polymorphic_on
-        if not isinstance(column, sa.Column) or column.table not in counts or mapper.inherits is not None:
-            continue
-        given = overrides.setdefault(column.table, {})
-        if column.name in given:
-            continue
-        family = [m for m in mapper.self_and_descendants if m.local_table is column.table
-                  and m.polymorphic_identity is not None]
-        chosen = [m for m in family if m.class_.__name__.lower() in named and m is not mapper]
-        identities = [m.polymorphic_identity for m in (chosen or family)]
-        if identities:
-            given[column.name] = (lambda n, values=tuple(identities): values[n % len(values)])
-
-
 def megabytes(size):
     """Return a byte count in words."""
     return f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{max(size / 1e6, 0.1):.1f} MB"
 
 
-def seed_overrides(counts):
+def seed_overrides():
     """Return ({Table: {column: value or function}}, where the seed file is) from the seed file's OVERRIDES."""
     name = seed_module_name()
     where = describe_seed_file(name)
@@ -271,10 +317,9 @@ def seed_overrides(counts):
     except ModuleNotFoundError as exc:
         if exc.name is not None and name.startswith(exc.name):
             return {}, where
-        raise Failure(f"The seed file {name} does not import ({exc}): bring it up to date with the models. "
-                      "Nothing was changed.") from exc
-    except SyntaxError as exc:
-        raise Failure(f"The seed file {name} has a syntax error ({exc}): fix it. Nothing was changed.") from exc
+        return without_overrides(where, exc)
+    except Exception as exc:  # noqa: BLE001 - the application's file: any error means its OVERRIDES cannot be read
+        return without_overrides(where, exc)
     given = getattr(module, "OVERRIDES", None) or {}
     if not isinstance(given, Mapping):
         raise Failure(f"OVERRIDES in {where} must be a dict: {{model or table: {{column: value or function}}}}.")
@@ -290,6 +335,13 @@ def seed_overrides(counts):
             raise Failure(f"OVERRIDES[{key!r}] in {where} must be a dict of column: value or function.")
         overrides[table] = {override_column(table, key, column, where): value for column, value in columns.items()}
     return overrides, where
+
+
+def without_overrides(where, exc):
+    """Say that the seed file does not import, so its OVERRIDES are not used; return no overrides."""
+    click.echo(f"Note: the seed file {where} does not import ({type(exc).__name__}: {first_line(str(exc)).rstrip('.')}), "
+               "so generated rows go on without its OVERRIDES: bring it up to date with the models.", err=True)
+    return {}, where
 
 
 def override_column(table, model, name, where):

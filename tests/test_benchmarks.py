@@ -30,14 +30,8 @@ def test_benchmarks_run_in_quick_mode_on_a_tiny_size(server_url, tmp_path):
 
 def test_the_scaling_benchmark_runs_in_quick_mode(server_url, tmp_path):
     """Generated projects of a few tables and revisions: every figure is there, ours never failed, nothing left."""
-    base = sibling_url(server_url, "scale")
-    output = tmp_path / "RESULTS.md"
-    output.write_text("# Benchmark results\n\nkept\n")
-    result = subprocess.run([sys.executable, "benchmarks/scaling.py", "--quick", "--output", str(output)], cwd=ROOT,
-                            env=cli_env(base), capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout + result.stderr
-    text = output.read_text()
-    assert text.startswith("# Benchmark results\n\nkept\n") and "## Scaling" in text
+    text = run_quick(server_url, tmp_path, "scale", "benchmarks/scaling.py")
+    assert "## Scaling" in text
     for figure in ("| 8 | setup (fresh database) |", "| 8 | migrate, no change |", "| 8 | check |",
                    "| 8 | reset --yes |", "| 8 | floor: clone the database as a template |",
                    "| 8 | lint (every revision) |", "| 8 | history |"):
@@ -48,6 +42,28 @@ def test_the_scaling_benchmark_runs_in_quick_mode(server_url, tmp_path):
     dumps = [re.search(r"\((\d+) MB\)", line) for line in text.splitlines()
              if re.match(r"\| \d+ \| floor: pg_dump --schema-only \|", line)]
     assert dumps and all(int(found.group(1)) < 50 for found in dumps), "pg_dump's own peak, not the benchmark's size"
+
+
+def test_the_seed_all_benchmark_runs_in_quick_mode(server_url, tmp_path):
+    """Ten generated tables: the figure is written, nothing is left behind."""
+    text = run_quick(server_url, tmp_path, "seedall", "benchmarks/seed_all.py")
+    assert "## Seeding every table" in text and "| `seed --all 50` on 10 tables |" in text
+
+
+def run_quick(server_url, tmp_path, name, script):
+    """Run script --quick on scratch databases named after name; return the RESULTS.md it wrote beside a kept part.
+
+    The scratch databases are dropped at the end, and the file's other sections are kept.
+    """
+    base = sibling_url(server_url, name)
+    output = tmp_path / "RESULTS.md"
+    output.write_text("# Benchmark results\n\nkept\n")
+    result = subprocess.run([sys.executable, script, "--quick", "--output", str(output)], cwd=ROOT,
+                            env=cli_env(base), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = output.read_text()
+    assert text.startswith("# Benchmark results\n\nkept\n")
     with dbadmin.server_connection(base) as conn, conn.cursor() as cur:
-        cur.execute("SELECT count(*) FROM pg_database WHERE datname LIKE %s", (f"{server_url.database}_scale%",))
+        cur.execute("SELECT count(*) FROM pg_database WHERE datname LIKE %s", (f"{server_url.database}_{name}%",))
         assert cur.fetchone()[0] == 0, "the scratch databases are dropped"
+    return text

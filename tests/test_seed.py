@@ -108,11 +108,15 @@ def test_a_seed_that_fails_halfway_writes_nothing(cli, database):
     assert database.counts() == before, "neither the users nor the first posts stay behind"
 
 
-def test_a_parent_with_no_rows_is_named(cli, database):
-    result = cli("seed", "--rows", "posts=10")
-    assert result.returncode == 1
-    assert "posts.author_id refers to users, which has no rows: add --rows users=N" in result.stderr
-    assert database.counts() == (0, 0, 0)
+def test_a_required_parent_with_no_rows_gets_a_few_and_says_so(cli, database):
+    result = cli("seed", "--rows", "posts=100")
+    assert result.returncode == 0, result.stderr
+    assert "users has no rows and posts.author_id needs one: 11 are generated too." in result.stderr
+    assert database.scalar("SELECT count(*) FROM users") == 11 and database.scalar("SELECT count(*) FROM posts") == 100
+    assert database.scalar("SELECT count(DISTINCT author_id) FROM posts") > 5
+    again = cli("seed", "--rows", "posts=10")  # users has rows now: none added
+    assert again.returncode == 0 and "generated too" not in again.stderr
+    assert database.scalar("SELECT count(*) FROM users") == 11
 
 
 @pytest.mark.parametrize("argument, message", [

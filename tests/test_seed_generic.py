@@ -54,12 +54,18 @@ class Catalog:
 @pytest.fixture(scope="module")
 def catalog_template(tmp_path_factory, server_url):
     """The catalog project, set up once: its initial migration written and applied to a template database."""
-    root = tmp_path_factory.mktemp("catalog")
+    yield from app_template(tmp_path_factory, server_url, CATALOG)
+
+
+def app_template(tmp_path_factory, server_url, source):
+    """Yield (folder, template URL) of a one-module project made of source, set up once (its migration written)."""
+    name = source.stem
+    root = tmp_path_factory.mktemp(name)
     shutil.copy2(ROOT / "db_manage.py", root / "db_manage.py")
     shutil.copytree(ROOT / "db_manage_tool", root / "db_manage_tool", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy2(CATALOG, root / "catalog.py")
-    (root / ".flaskenv").write_text("FLASK_APP=catalog:create_app()\n")
-    url = sibling_url(server_url, f"catalog_{uuid.uuid4().hex[:8]}")
+    shutil.copy2(source, root / source.name)
+    (root / ".flaskenv").write_text(f"FLASK_APP={name}:create_app()\n")
+    url = sibling_url(server_url, f"{name}_{uuid.uuid4().hex[:8]}")
     result = subprocess.run([sys.executable, "db_manage.py", "setup"], cwd=root, env=cli_env(url),
                             capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr
@@ -67,14 +73,19 @@ def catalog_template(tmp_path_factory, server_url):
     dbadmin.drop_database(url)
 
 
+def fresh_copy(template, server_url):
+    """Yield a Catalog-like project on a fresh database cloned from template ((folder, URL)), dropped after."""
+    root, template_url = template
+    url = sibling_url(server_url, uuid.uuid4().hex[:12])
+    dbadmin.create_database(url, template=make_url(template_url).database)
+    yield Catalog(root, url)
+    dbadmin.drop_database(url)
+
+
 @pytest.fixture
 def catalog(catalog_template, server_url):
     """The catalog project with a fresh database at head."""
-    root, template = catalog_template
-    url = sibling_url(server_url, uuid.uuid4().hex[:12])
-    dbadmin.create_database(url, template=make_url(template).database)
-    yield Catalog(root, url)
-    dbadmin.drop_database(url)
+    yield from fresh_copy(catalog_template, server_url)
 
 
 def test_every_table_gets_rows_that_keep_its_constraints(catalog):
@@ -176,8 +187,8 @@ def test_a_table_the_server_fills_alone_gets_its_rows(catalog):
 
 
 def test_inheritance_cycles_and_shared_unique_columns(catalog):
-    result = catalog.run("seed", "--rows", "accounts=40", "--rows", "Admin=1")
-    assert result.returncode == 2 and "asked for twice" in result.stderr, result.stderr  # one table, two names
+    result = catalog.run("seed", "--rows", "Admin=1", "--rows", "admin=2")
+    assert result.returncode == 2 and "Admin is asked for twice" in result.stderr, result.stderr  # one model, two names
     assert catalog.db.scalar("SELECT count(*) FROM accounts") == 0
     result = catalog.run("seed", "--rows", "Admin=41")
     assert result.returncode == 0, result.stderr
@@ -186,6 +197,10 @@ def test_inheritance_cycles_and_shared_unique_columns(catalog):
     assert result.returncode == 0, result.stderr
     assert catalog.db.rows("SELECT kind, count(*) FROM accounts GROUP BY kind ORDER BY kind") == \
         [("account", 20), ("admin", 61)], "the identities of the models stored in the table, and no other"
+    result = catalog.run("seed", "--rows", "accounts=10", "--rows", "Admin=1")  # the table, and one model more
+    assert result.returncode == 0, result.stderr
+    assert catalog.db.rows("SELECT kind, count(*) FROM accounts GROUP BY kind ORDER BY kind") == \
+        [("account", 25), ("admin", 67)]
     result = catalog.run("seed", "--rows", "players=30", "--rows", "teams=5")
     assert result.returncode == 0, result.stderr
     assert "Generating 35 rows (teams 5, players 30)" in result.stderr, "the cycle's nullable side first"

@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import TOOL_TABLES, Database, add_model, cli_env, versions
+from conftest import ROOT, TOOL_TABLES, Database, add_model, cli_env, versions
 
 PRODUCT_MODEL = '''
 from app import db
@@ -245,3 +245,20 @@ def test_a_seed_module_setting_that_names_nothing_says_so(cli, project, database
     assert result.returncode == 1
     assert "SEED_MODULE names 'app.nope', which does not exist" in result.stderr, result.stderr
     assert database.scalar("SELECT count(*) FROM users") == 0
+
+
+def test_the_tool_imported_from_a_source_tree_serves_the_folder_it_runs_in(tmp_path, missing_database_url):
+    """As `pip install -e` runs it: db_manage imported from this checkout, the command run in another application."""
+    folder = tmp_path / "catalog"
+    folder.mkdir()
+    shutil.copy2(Path(__file__).parent / "apps" / "catalog" / "catalog.py", folder / "catalog.py")
+    (folder / ".flaskenv").write_text("FLASK_APP=catalog:create_app()\n")
+    entry = f"import sys; sys.path.insert(0, {str(ROOT)!r}); sys.argv[0] = 'db-manage'; import db_manage; db_manage.main()"
+    before = sorted(p.name for p in (ROOT / "migrations" / "versions").glob("*.py"))
+    result = subprocess.run([sys.executable, "-c", entry, "setup"], cwd=folder, env=cli_env(missing_database_url),
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    tables = Database(missing_database_url).tables()
+    assert "public.vendors" in tables and "public.posts" not in tables, "the catalog's tables, not the skeleton's"
+    assert list((folder / "migrations" / "versions").glob("*.py")), "its history is written in its own folder"
+    assert sorted(p.name for p in (ROOT / "migrations" / "versions").glob("*.py")) == before
