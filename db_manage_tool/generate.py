@@ -6,6 +6,7 @@ enumerated, CHECK constraints of simple forms are respected, and columns the ser
 (identity, serial, server defaults, computed) are left to it. Row numbers continue after the
 rows already there, so the same command on the same starting rows writes the same data.
 """
+import datetime
 import itertools
 import math
 import pickle
@@ -24,11 +25,13 @@ from .errors import Failure
 from .values import (NULL, array_literal, date_pool, escape, interval_pool, json_pool, kind_for_name,
                      number_range, time_pool, timestamp_pool, to_copy)
 
+POSTGRESQL = postgresql.dialect()
 MAX_ROWS = 100_000_000  # per table and command
 CHUNK = 500  # rows generated together, column by column
 NULL_SHARE = 0.1  # of a nullable column's values
 INTEGER_LIMITS = {sqltypes.SmallInteger: 2 ** 15 - 1, sqltypes.BigInteger: 2 ** 63 - 1}
 EMAIL_DOMAIN = "@example.org"
+EMBEDDING_STEP = {"date": datetime.timedelta(days=1), "datetime": datetime.timedelta(minutes=1)}
 OVERRIDE_HINT = "give {columns} a value in OVERRIDES of the seed file ({where}), e.g. OVERRIDES = {{\"{table}\": " \
                 "{{\"{column}\": lambda n: ...}}}}"
 
@@ -50,6 +53,7 @@ class Limits:
     def __init__(self):
         self.low = self.high = self.choices = self.max_length = None
         self.min_length = 0
+        self.after = None  # (the column these values follow, strictly or not): a CHECK such as starts_at < ends_at
 
     def above(self, value, strict):
         """Require values >= value (> when strict)."""
@@ -188,32 +192,75 @@ class Analysis:
                                   + hint(spec, [c.name for c in fk.columns]))
             for column in fk.columns:
                 self.fk_of[column.name] = fk
-        self.embedded, self.enumerated = {}, []
+        self.embedded, self.enumerated, self.nulled = {}, [], {}
         for columns in unique_sets(spec, owned | given):
             candidates = sorted((c for c in columns if c.name not in self.fk_of and embeddable(c, self.limits.get(c.name))),
                                 key=lambda c: room(c, self.limits.get(c.name)))
-            if any(c.name in self.embedded for c in columns):
-                continue  # a column carrying the row number makes the set unique
+            if any(c.name in self.embedded or c.name in self.nulled for c in columns):
+                continue  # a column carrying the row number, or always NULL, makes the set unique
             names = {c.name for c in columns}
             handled = [{c.name for c in done} for done in self.enumerated if {c.name for c in done} & names]
+            spare = [c for c in columns if c.nullable and not c.primary_key and all(c.name not in h for h in handled)]
+            generable = all(c.name in self.fk_of or finite(c, self.limits.get(c.name)) for c in columns)
             if candidates:
                 self.embedded[candidates[0].name] = candidates[0]
             elif any(done <= names for done in handled):
                 continue  # it contains a set already enumerated: unique too
+            elif spare and (handled or not generable):  # NULLs are distinct: a set with one always NULL is unique
+                self.nulled[spare[-1].name] = spare[-1]
             elif handled:
                 first = [c.name for c in table.columns if c.name in handled[0]]
                 raise Unsupported(f"{table.fullname} needs both ({', '.join(first)}) and "
                                   f"({', '.join(c.name for c in columns)}) unique, which seed --rows cannot keep "
                                   "together: " + hint(spec, sorted(names - handled[0])))
-            elif all(c.name in self.fk_of or finite(c, self.limits.get(c.name)) for c in columns):
+            elif generable:
                 self.enumerated.append(columns)
             else:
                 raise Unsupported(f"{table.fullname} needs ({', '.join(c.name for c in columns)}) unique, which "
                                   "seed --rows cannot generate: " + hint(spec, [c.name for c in columns]))
+        self.ordered = ordered_pairs(spec, self)
         for column in self.free:
             if column.name not in self.fk_of and type_kind(column.type) is None and not column.nullable:
                 raise Unsupported(f"{spec.label}.{column.name} has type {column.type}, which seed --rows cannot "
                                   "generate: " + hint(spec, [column.name]))
+
+
+ORDERABLE = ("date", "datetime", "integer", "numeric")
+
+
+def ordered_pairs(spec, found):
+    """Return {later column: (earlier column, strict)} for CHECKs ordering two columns; raise Unsupported for others."""
+    pairs, free = {}, {c.name: c for c in found.free}
+    for name, limits in found.limits.items():
+        if limits.after is None:
+            continue
+        earlier, strict = limits.after
+        taken = set(found.fk_of) | set(found.nulled) | {c.name for columns in found.enumerated for c in columns} | \
+            ({name} & set(found.embedded))  # the earlier column may carry the row number
+        kinds = {type_kind(free[n].type) if n in free else None for n in (earlier, name)}
+        if len(kinds) != 1 or not kinds <= set(ORDERABLE) or {earlier, name} & taken \
+                or earlier in pairs or any(e == name for e, _ in pairs.values()):
+            raise Unsupported(f"{spec.label} needs {earlier} {'<' if strict else '<='} {name} (a CHECK), which seed "
+                              "--rows keeps only between two plain date, timestamp or number columns: "
+                              + hint(spec, [earlier, name]))
+        pairs[name] = (free[earlier], strict)
+    return pairs
+
+
+def ordered_group(spec, later, earlier, strict, fill, rng):
+    """Return the group of two columns a CHECK orders: the earlier filled by fill, the later a step after it."""
+    kind = type_kind(later.type)
+    parse = {"date": datetime.date.fromisoformat, "datetime": datetime.datetime.fromisoformat, "integer": int,
+             "numeric": Decimal}[kind]
+    unit = {"date": datetime.timedelta(days=1), "datetime": datetime.timedelta(minutes=1), "integer": 1,
+            "numeric": Decimal(1)}[kind]
+    most = {"date": 30, "datetime": 43200, "integer": 100, "numeric": 100}[kind]
+
+    def both(numbers):
+        first = fill(numbers)
+        second = [parse(value) + unit * rng.randint(int(strict), most) for value in first]
+        return [first, [value.isoformat() if kind in ("date", "datetime") else str(value) for value in second]]
+    return Group([earlier.name, later.name], both, 16)
 
 
 def plan(connection, spec, pools):
@@ -225,6 +272,9 @@ def plan(connection, spec, pools):
     groups, done = [], set()
     for name, value in overrides.items():
         groups.append(override_group(spec, name, value))
+        done.add(name)
+    for name in found.nulled:
+        groups.append(single(name, lambda numbers: [NULL] * len(numbers), 1))
         done.add(name)
     for columns in found.enumerated:  # first: with spec.flexible, it may lower spec.count
         if not any(c.name in done for c in columns):
@@ -242,6 +292,12 @@ def plan(connection, spec, pools):
         if not any(c.name in done for c in fk.columns):
             groups.append(foreign_key_group(connection, spec, fk, start))
             done.update(c.name for c in fk.columns)
+    for later, (earlier, strict) in found.ordered.items():
+        rng = random.Random(f"{table.fullname}:{later}:{start}")
+        fill = (embedded_fill(spec, earlier, limits.get(earlier.name), rng, pools, end) if earlier.name in found.embedded
+                else value_fill(spec, earlier, limits.get(earlier.name), rng, pools))
+        groups.append(ordered_group(spec, table.c[later], earlier, strict, fill, rng))
+        done.update((later, earlier.name))
     for column in found.free:
         if column.name not in done:
             rng = random.Random(f"{table.fullname}:{column.name}:{start}")
@@ -334,6 +390,8 @@ def room(column, limits):
     kind = type_kind(column.type)
     if kind in ("string", "uuid"):
         return (0, 0)
+    if kind in ("date", "datetime"):
+        return (2, 0)
     low, high = embedding_range(column, limits) if kind == "integer" else (0, 10 ** 6)
     return (1, -(high - low))
 
@@ -348,10 +406,10 @@ def embedding_range(column, limits):
 
 
 def embeddable(column, limits):
-    """Return True when a unique column can carry the row number (text, integer, numeric, UUID)."""
+    """Return True when a unique column can carry the row number (text, integer, numeric, UUID, date, timestamp)."""
     if limits is not None and limits.choices is not None:
         return False
-    return type_kind(column.type) in ("string", "integer", "numeric", "uuid")
+    return type_kind(column.type) in ("string", "integer", "numeric", "uuid", "date", "datetime")
 
 
 def finite(column, limits):
@@ -365,7 +423,11 @@ def finite(column, limits):
 def unwrap(kind):
     """Return the type under TypeDecorators (but an interval's or a pickle's, which keep their meaning)."""
     while isinstance(kind, sa.types.TypeDecorator) and not isinstance(kind, sqltypes._AbstractInterval | sa.PickleType):
-        kind = kind.impl_instance
+        try:  # what the decorator stores on PostgreSQL (sqlalchemy_utils' UUIDType: uuid, not its BINARY impl)
+            inner = kind.load_dialect_impl(POSTGRESQL)
+        except Exception:  # noqa: BLE001 - the application's type: its declared impl
+            inner = kind.impl_instance
+        kind = inner if isinstance(inner, sa.types.TypeEngine) and inner is not kind else kind.impl_instance
     return kind
 
 
@@ -537,6 +599,13 @@ def embedded_fill(spec, column, limits, rng, pools, end):
             raise Unsupported(f"{spec.label}.{column.name} is unique and takes at most {high}: it cannot hold "
                               f"{spec.count:,} more generated values; " + hint(spec, [column.name]))
         return lambda numbers: [str(low + n) for n in numbers]
+    if kind in ("date", "datetime"):
+        step, last = EMBEDDING_STEP[kind], (datetime.date.max if kind == "date" else datetime.datetime.max)
+        start = embedding_origin(column)
+        if (last - start.replace(tzinfo=None) if kind == "datetime" else last - start) < step * end:
+            raise Unsupported(f"{spec.label}.{column.name} is unique: its calendar cannot hold {spec.count:,} more "
+                              "generated values; " + hint(spec, [column.name]))
+        return lambda numbers: [(start + step * n).isoformat() for n in numbers]
     if kind == "uuid":
         marker = uuid_marker(spec.table, column)
         return lambda numbers: [f"{marker:08x}-{(n >> 60) & 0xffff:04x}-4{(n >> 48) & 0xfff:03x}-8000-"
@@ -556,6 +625,14 @@ def embedded_fill(spec, column, limits, rng, pools, end):
                                                                                            k=len(numbers)), numbers)]
 
 
+def embedding_origin(column):
+    """Return the first value of a unique date or timestamp column: row n is n steps after it."""
+    if type_kind(column.type) == "date":
+        return datetime.date(2000, 1, 1)
+    zone = datetime.timezone.utc if getattr(unwrap(column.type), "timezone", False) else None
+    return datetime.datetime(2020, 1, 1, tzinfo=zone)
+
+
 def uuid_marker(table, column):
     """Return the 32-bit prefix of the UUIDs generated for a column (how the next run finds their numbers)."""
     return zlib.crc32(f"db_manage:{table.fullname}.{column.name}".encode())
@@ -572,6 +649,11 @@ def start_number(connection, table, embedded, limits):
             number = sa.cast(sa.cast(sa.func.concat("x", sa.func.lpad(digits, 16, "0")), postgresql.BIT(64)),
                              sa.BigInteger)
             expressions.append(sa.func.max(number).filter(text.like(f"{uuid_marker(table, column):08x}-%")))
+        elif kind in ("date", "datetime"):  # the row number: steps after the origin
+            seconds = EMBEDDING_STEP[kind].total_seconds()
+            origin = sa.literal(embedding_origin(column), type_=unwrap(column.type))  # not the application's decorator
+            expressions.append(sa.cast(sa.func.floor(sa.extract("epoch", sa.func.max(column) - origin) / seconds)
+                                       if kind == "datetime" else sa.func.max(column) - origin, sa.BigInteger))
         elif kind in ("integer", "numeric"):
             low = embedding_range(column, limits.get(column.name))[0] if kind == "integer" else \
                 math.ceil(numeric_range(column, limits.get(column.name))[0])
@@ -891,6 +973,11 @@ def read_part(part, table, limits):
     if match := re.fullmatch(rf"{NAME}\s*(<>|!=)\s*''", part):
         if column(match[1]):
             limit(match[1]).min_length = max(1, limit(match[1]).min_length)
+            return True
+    if match := re.fullmatch(rf"{NAME}\s*(>=|<=|>|<)\s*{NAME}", part):
+        if column(match[1]) and column(match[3]) and match[1] != match[3]:
+            earlier, later = (match[1], match[3]) if match[2] in ("<", "<=") else (match[3], match[1])
+            limit(later).after = (earlier, match[2] in ("<", ">"))
             return True
     if match := re.fullmatch(rf"{NAME}\s+IS\s+NOT\s+NULL", part, re.I):
         return column(match[1]) is not None

@@ -28,7 +28,24 @@ def configure_args(app_args=None):
     args["include_name"] = include_name if app_include is None else both(include_name, app_include)
     args["process_revision_directives"] = (process_revision_directives if app_directives is None
                                            else chained(process_revision_directives, app_directives))
+    args["render_item"] = importing_types(args.get("render_item"))
     return args
+
+
+def importing_types(app_render_item):
+    """Return a render_item hook that imports the module of each type not SQLAlchemy's own that a revision names.
+
+    Alembic writes such a type as `module.Type()` without importing module (a revision that fails with NameError);
+    the application's own render_item, when it has one, renders first.
+    """
+    def render_item(type_, obj, autogen_context):
+        rendered = app_render_item(type_, obj, autogen_context) if app_render_item is not None else False
+        module = type(obj).__module__ if type_ == "type" else ""
+        if rendered is False and module and not module.startswith(("sqlalchemy.", "alembic.", "builtins", "__main__")):
+            if autogen_context.opts.get("user_module_prefix") is None:
+                autogen_context.imports.add(f"import {module}")
+        return rendered
+    return render_item
 
 
 def both(first, second):

@@ -62,7 +62,8 @@ def every_table(tables, mappers, count):
         if mapper.concrete or not isinstance(mapper.local_table, sa.Table):
             continue
         polymorphic = mapper.polymorphic_on is not None or mapper.inherits is not None
-        if polymorphic and mapper.polymorphic_identity is None:
+        if polymorphic and mapper.polymorphic_identity is None and any(
+                m.polymorphic_identity is not None for m in mapper.self_and_descendants):
             continue  # an abstract base: its rows come with its subclasses
         if not polymorphic and any(asked is not mapper and asked.local_table is mapper.local_table
                                    for asked, _ in chosen if isinstance(asked, sa.orm.Mapper)):
@@ -182,36 +183,53 @@ def parents_waiting(connection, job, count):
 
 
 def with_parents(connection, chosen, mappers, explicit, overrides):
-    """Return (jobs, notes): the jobs of chosen plus rows of each required parent that has none and was not asked for.
+    """Return (jobs, notes): the jobs of chosen plus the parent rows they need that are neither there nor asked for.
 
     Like a factory's sub-factory: `--rows posts=200` on an empty database also writes the users its required
-    author_id needs, a few per parent (as many as the rows when the key is unique alone), and says so.
+    author_id needs, a few per parent; a key unique alone gets a parent per row, and keys unique together (an
+    association table) enough parents for as many distinct combinations as rows. Each addition is said.
     """
-    found, notes = jobs(chosen, mappers, explicit), []
+    found, notes, held = jobs(chosen, mappers, explicit), [], {}
+
+    def rows_of(table):
+        if table not in held:
+            held[table] = connection.execute(sa.select(sa.func.count()).select_from(table)).scalar()
+        return held[table]
+
     while True:
         missing = {}
         for table, job in list(found.items()):
             for fk in foreign_keys(table):
                 parent = fk.referred_table
-                if parent is table or parent in found or any(c.nullable or c.name in overrides.get(table, {})
-                                                             for c in fk.columns):
+                if parent is table or parent in found or any(c.name in overrides.get(table, {}) for c in fk.columns):
                     continue
-                if connection.execute(sa.select(sa.exists().select_from(parent))).scalar():
-                    continue
-                rows = job.count if unique_alone(table, fk) else max(math.isqrt(job.count) + 1, job.count // 10)
-                if rows > missing.get(parent, 0):
-                    missing[parent] = rows
-                    notes.append(f"{parent.fullname} has no rows and {table.fullname}."
-                                 f"{', '.join(c.name for c in fk.columns)} needs one: {rows:,} are generated too.")
+                need, why = parents_needed(table, fk, job.count, rows_of, found, missing)
+                have = rows_of(parent)
+                if need > have and need - have > missing.get(parent, 0):
+                    missing[parent] = need - have
+                    has = "has no rows" if not have else f"has {have:,} row{'s' if have > 1 else ''}"
+                    notes.append(f"{parent.fullname} {has} and {table.fullname}.{', '.join(c.name for c in fk.columns)} "
+                                 f"needs {why}: {need - have:,} are generated too.")
         if not missing:
             return found, notes
         chosen = chosen + [(model_of_table(parent, mappers), rows) for parent, rows in missing.items()]
         found = jobs(chosen, mappers, explicit)
 
 
-def unique_alone(table, fk):
-    """Return True when the foreign key's columns are unique by themselves (one row per parent)."""
+def parents_needed(table, fk, count, rows_of, found, missing):
+    """Return (rows the parent of fk should hold for count new rows of table, what for); 0 when it may stay empty."""
     columns = set(fk.columns)
     sets = [set(c.columns) for c in table.constraints if isinstance(c, sa.UniqueConstraint | sa.PrimaryKeyConstraint)]
     sets += [set(i.columns) for i in table.indexes if i.unique] + [{c} for c in table.columns if c.unique]
-    return any(found and found <= columns for found in sets)
+    if any(found_set and found_set <= columns for found_set in sets):
+        return rows_of(table) + count, "one per row"
+    keyed = [s for s in sets if columns < s and all(c.foreign_keys for c in s)]  # distinct combinations of parents
+    if keyed:
+        others = [next(iter(c.foreign_keys)).column.table for c in min(keyed, key=len) - columns]
+        room = math.prod(max(rows_of(t) + (found[t].count if t in found else missing.get(t, 0)),
+                             math.isqrt(count) + 1) for t in others)
+        total = rows_of(table) + count
+        return max(-(-total // room), math.isqrt(total) + 1), "more, for distinct combinations"
+    if all(c.nullable for c in fk.columns):
+        return 0, ""  # a nullable key may stay NULL
+    return max(math.isqrt(count) + 1, count // 10) if not rows_of(fk.referred_table) else 1, "one"

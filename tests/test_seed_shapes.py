@@ -13,7 +13,7 @@ from test_seed_generic import app_template, fresh_copy
 
 ARENA = Path(__file__).resolve().parent / "apps" / "arena" / "arena.py"
 TABLES = ("teams", "users", "challenges", "dynamic_challenge", "timed_challenge", "challenge_tags", "tags",
-          "solves", "pages", "tokens")
+          "solves", "pages", "tokens", "events", "tracking")
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_seed_all_fills_every_table_with_whole_objects(arena):
     db = arena.db
     assert counts(arena) == {"teams": 40, "users": 80, "challenges": 120, "dynamic_challenge": 80,
                              "timed_challenge": 40, "challenge_tags": 40, "tags": 40, "solves": 40, "pages": 40,
-                             "tokens": 40}
+                             "tokens": 40, "events": 40, "tracking": 40}
     assert db.rows("SELECT type, count(*) FROM users GROUP BY type ORDER BY type") == [("admin", 40), ("user", 40)]
     assert db.rows("SELECT type, count(*) FROM challenges GROUP BY type ORDER BY type") == \
         [("dynamic", 40), ("standard", 40), ("timed", 40)]
@@ -69,6 +69,14 @@ def test_seed_all_fills_every_table_with_whole_objects(arena):
     assert {r[0] for r in db.rows("SELECT DISTINCT state FROM challenges")} == {"visible", "hidden"}
     assert db.scalar("SELECT count(DISTINCT (challenge_id, user_id)) FROM solves") == 40
     assert db.scalar("SELECT count(parent_id) FROM pages") > 20, "the self-reference points at earlier pages"
+    # Two unique pairs sharing challenge_id (CTFd's solves): the second kept unique by a NULL team_id.
+    assert db.scalar("SELECT count(team_id) FROM solves") == 0
+    # A UUIDType key (BINARY declared, uuid stored), a pair unique per team and day, CHECKs ordering two columns.
+    assert db.scalar("SELECT count(DISTINCT id) FROM events") == 40
+    assert db.scalar("SELECT count(DISTINCT (team_id, starts_on)) FROM events") == 40
+    assert db.scalar("SELECT bool_and(starts_on <= ends_on AND opens_at < closes_at) FROM events")
+    assert db.scalar("SELECT count(*) FROM events WHERE seats > capacity") == 0
+    assert db.scalar("SELECT count(DISTINCT ends_on - starts_on) FROM events") > 5, "spans vary"
 
 
 def test_a_joined_subclass_asked_for_gets_whole_objects_of_its_own_type(arena):
@@ -147,3 +155,12 @@ def copy_with(arena, tmp_path, anchor, insert):
     source = (root / "arena.py").read_text()
     (root / "arena.py").write_text(source.replace(anchor, insert + anchor, 1))
     return Catalog(root, arena.url)
+
+
+def test_a_revision_naming_an_application_type_imports_its_module(arena_template, arena):
+    """Alembic writes arena.UUIDType() without importing arena: the revision the tool writes imports it, and runs."""
+    root, _ = arena_template
+    revision = next((root / "migrations" / "versions").glob("*.py")).read_text()
+    assert "import arena\n" in revision and "arena.UUIDType(" in revision
+    assert arena.db.scalar("SELECT data_type FROM information_schema.columns "
+                           "WHERE table_name = 'events' AND column_name = 'id'") == "uuid"

@@ -5,12 +5,16 @@ From CTFd: users and teams with a nullable unique integer oauth_id, single-table
 dynamic_challenge -> timed_challenge, the discriminator in the base), solves unique per
 (challenge, user) and awards. From zou: primary keys drawn from an explicit Sequence, a
 numeric unique rank, an association table. From FitTrackee: a role CHECK over a small integer
-range and an IN list, an identity key, a self-reference. No seed file, no naming convention.
+range and an IN list, an identity key, a self-reference, a pair unique per parent and day, and
+CHECKs that order two columns. No seed file, no naming convention.
 """
+import uuid
+
 import sqlalchemy as sa
 from flask import Flask
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.dialects import postgresql
 
 db = SQLAlchemy()
 migrate = Migrate()
@@ -101,10 +105,10 @@ class Tag(db.Model):
 
 
 class Solve(db.Model):
-    """A challenge solved by a user: once per pair."""
+    """A challenge solved by a user, or by a team: once per pair of each (CTFd's two unique pairs)."""
 
     __tablename__ = "solves"
-    __table_args__ = (sa.UniqueConstraint("challenge_id", "user_id"),)
+    __table_args__ = (sa.UniqueConstraint("challenge_id", "user_id"), sa.UniqueConstraint("challenge_id", "team_id"))
     id = sa.Column(sa.Integer, primary_key=True)
     challenge_id = sa.Column(sa.Integer, sa.ForeignKey("challenges.id", ondelete="CASCADE"), nullable=False)
     user_id = sa.Column(sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
@@ -131,6 +135,45 @@ class Token(db.Model):
     user_id = sa.Column(sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
     value = sa.Column(sa.String(128), unique=True)
     expiration = sa.Column(sa.DateTime)
+
+
+class Tracking(db.Model):
+    """A visit (CTFd's tracking): polymorphic on type, with no identity and no subclass."""
+
+    __tablename__ = "tracking"
+    id = sa.Column(sa.Integer, primary_key=True)
+    type = sa.Column(sa.String(32))
+    ip = sa.Column(sa.String(46))
+    user_id = sa.Column(sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"))
+    __mapper_args__ = {"polymorphic_on": type}
+
+
+class UUIDType(sa.types.TypeDecorator):
+    """sqlalchemy_utils' UUIDType, as zou keys every table with it: BINARY(16) declared, uuid on PostgreSQL."""
+
+    impl = sa.types.BINARY(16)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        """Store a native uuid on PostgreSQL."""
+        return dialect.type_descriptor(postgresql.UUID()) if dialect.name == "postgresql" else self.impl
+
+
+class Event(db.Model):
+    """An event of a team: zou's UUIDType key with a Python default, ordered dates and times, unique per team and day."""
+
+    __tablename__ = "events"
+    __table_args__ = (sa.CheckConstraint("starts_on <= ends_on", name="ck_events_days"),
+                      sa.CheckConstraint("opens_at < closes_at", name="ck_events_hours"),
+                      sa.UniqueConstraint("team_id", "starts_on"))
+    id = sa.Column(UUIDType(), primary_key=True, default=uuid.uuid4)
+    team_id = sa.Column(sa.Integer, sa.ForeignKey("teams.id"), nullable=False)
+    starts_on = sa.Column(sa.Date, nullable=False)
+    ends_on = sa.Column(sa.Date, nullable=False)
+    opens_at = sa.Column(sa.DateTime(timezone=True), nullable=False)
+    closes_at = sa.Column(sa.DateTime(timezone=True), nullable=False)
+    seats = sa.Column(sa.Integer)
+    capacity = sa.Column(sa.Integer, sa.CheckConstraint("seats <= capacity"))
 
 
 def create_app():

@@ -99,7 +99,8 @@ class Event(db.Model):
     """A sale, whose window seed --rows cannot guess: OVERRIDES must give it."""
 
     __tablename__ = "events"
-    __table_args__ = (sa.CheckConstraint("starts_at < ends_at", name="ck_events_window"),)
+    __table_args__ = (sa.CheckConstraint("starts_at < ends_at AND ends_at - starts_at <= interval '7 days'",
+                                          name="ck_events_window"),)
     id = sa.Column(sa.Integer, primary_key=True)
     title = sa.Column(sa.String(80), nullable=False)
     starts_at = sa.Column(sa.DateTime(timezone=True), nullable=False)
