@@ -22,6 +22,10 @@ class ConfigError(Exception):
 
 def normalise(raw, variable="DATABASE_URL"):
     """Return raw as a SQLAlchemy URL for psycopg2, or raise ConfigError saying what is wrong."""
+    authority = re.match(r"\s*[a-z][a-z0-9+.-]*://([^/?#]*)", raw, re.IGNORECASE)
+    if authority and authority.group(1).count("@") > 1:  # libpq would read the password's tail as the host
+        raise ConfigError(f"{variable} has more than one @ before the host (not shown: it holds a password): write "
+                          "each @ of the password as %40, as in postgresql://user:pass%40word@host:5432/name.")
     try:
         url = make_url(raw.strip())
     except (ArgumentError, ValueError):

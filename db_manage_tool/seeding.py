@@ -139,6 +139,7 @@ def add(connection, model, rows, key=None, update=False):
     for given, group in groupby(sorted(rows, key=lambda r: sorted(r)), key=lambda r: tuple(sorted(r))):
         group = list(group)
         columns, backed = natural_key(table, given, key)
+        refuse_repeated_keys(table, group, columns)
         if update and not backed:
             raise Failure(f"add(..., update=True) needs a unique key of {table.fullname} among the columns given "
                           f"({', '.join(given)}).")
@@ -157,6 +158,18 @@ def add(connection, model, rows, key=None, update=False):
                 added += sum(insert_if_missing(connection, table, row, columns) for row in batch)
     sync_sequences(connection, table, {name for row in rows for name in row})
     return added
+
+
+def refuse_repeated_keys(table, rows, key):
+    """Raise Failure when two of the rows given share their natural key (the second would be dropped unseen)."""
+    seen = set()
+    for row in rows:
+        values = tuple(repr(row.get(name)) for name in key)
+        if values in seen:
+            shown = ", ".join(f"{name}={row.get(name)!r}" for name in key)
+            raise Failure(f"Two rows given for {table.fullname} have the same {', '.join(key)} ({shown}): keep one, "
+                          "or give them different values. Nothing was changed.")
+        seen.add(values)
 
 
 def execute(connection, statement, table):

@@ -215,6 +215,8 @@ CASES = [
     Case("url-bad-port", ("status",), 1, "not a valid database URL",
          env={"DATABASE_URL": f"postgresql://app:{SECRET}@127.0.0.1:notaport/app"}),
     Case("url-mysql", ("status",), 1, "PostgreSQL only", env={"DATABASE_URL": f"mysql://app:{SECRET}@127.0.0.1/app"}),
+    Case("url-raw-at-in-password", ("status",), 1, "write each @ of the password as %40",
+         env={"DATABASE_URL": f"postgresql://app:Sup3r@{SECRET}@127.0.0.1/app"}),
     Case("url-asyncpg", ("status",), 1, "postgresql://",
          env={"DATABASE_URL": f"postgresql+asyncpg://app:{SECRET}@127.0.0.1/app"}),
     Case("url-no-database", ("status",), 1, "names no database",

@@ -175,6 +175,13 @@ def test_a_bad_fixture_is_one_sentence_and_changes_nothing(cli, database, tmp_pa
     assert result.returncode == 1
     assert "A row for users clashes with an existing one on uq_users_email" in result.stderr
     assert database.scalar("SELECT count(*) FROM users WHERE username = 'newguy'") == 0
+    twice = tmp_path / "users.json"  # two rows with one key: the second would have been dropped unseen
+    twice.write_text(json.dumps([{"username": "eve", "email": "eve@example.com"},
+                                 {"username": "eve", "email": "eve2@example.com"}]))
+    result = cli("seed", "--fixture", str(twice))
+    assert result.returncode == 1
+    assert "Two rows given for users have the same username (username='eve')" in result.stderr, result.stderr
+    assert database.scalar("SELECT count(*) FROM users WHERE username = 'eve'") == 0
     unknown = tmp_path / "customers.json"
     unknown.write_text("[]")
     result = cli("seed", "--fixture", str(unknown))
