@@ -54,8 +54,11 @@ def database_error(exc):
     """Answer 503 in JSON, with the reason, when the database is missing, unreachable or not migrated."""
     db.session.rollback()
     reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-    if isinstance(exc, OperationalError):
-        state = "unreachable (run `python db_manage.py setup` if it does not exist)"
+    if isinstance(exc, OperationalError) and "does not exist" in reason:
+        state = "missing (run `python db_manage.py setup` to create it)"
+    elif isinstance(exc, OperationalError):
+        state = ("unreachable (is the server running? `python db_manage.py server start` starts the embedded one; "
+                 "`python db_manage.py status` says more)")
     elif isinstance(exc, ProgrammingError):
         state = "not migrated (run `python db_manage.py upgrade`)"
     else:

@@ -25,7 +25,7 @@ def normalise(raw, variable="DATABASE_URL"):
     authority = re.match(r"\s*[a-z][a-z0-9+.-]*://([^/?#]*)", raw, re.IGNORECASE)
     if authority and authority.group(1).count("@") > 1:  # libpq would read the password's tail as the host
         raise ConfigError(f"{variable} has more than one @ before the host (not shown: it holds a password): write "
-                          "each @ of the password as %40, as in postgresql://user:pass%40word@host:5432/name.")
+                          "each @ of the password as %40 (pass@word becomes pass%40word).")
     try:
         url = make_url(raw.strip())
     except (ArgumentError, ValueError):

@@ -105,8 +105,8 @@ def jobs(chosen, mappers, explicit=True):
     found = {}
     for target, count in chosen:
         if isinstance(target, sa.orm.Mapper):
-            family = [m for m in target.self_and_descendants if m.polymorphic_identity is not None
-                      and not m.concrete] if explicit else [target]
+            family = [m for m in (target.self_and_descendants if explicit else [target])
+                      if m.polymorphic_identity is not None and not m.concrete]
             if target.polymorphic_on is None and target.inherits is None or not family:
                 job_for(found, target.local_table).count += count
                 continue

@@ -54,6 +54,19 @@ def test_a_missing_database_is_a_json_503_with_the_reason(missing_database_url):
     assert body["status"] == "error" and "does not exist" in body["error"] and "setup" in body["database"]
 
 
+def test_a_server_that_does_not_answer_is_a_json_503_that_says_to_start_it(database_url):
+    from sqlalchemy.engine import make_url
+
+    from app import create_app
+
+    closed = make_url(database_url).set(host="127.0.0.1", port=1, query={}).render_as_string(hide_password=False)
+    app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": closed})
+    response = app.test_client().get("/posts")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert "server start" in body["database"] and "setup" not in body["database"], body
+
+
 def test_a_database_not_migrated_is_a_json_503(app):
     with app.app_context():
         db.session.execute(db.text("DROP TABLE posts"))
