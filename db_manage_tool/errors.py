@@ -28,6 +28,10 @@ def describe(exc):
         return scrub(reword(str(exc)))
     if isinstance(exc, Failure | ConfigError) or getattr(exc, "expected", False):
         return scrub(str(exc))
+    if in_a_cycle(exc):
+        from .revisions import cycle_sentence
+
+        return scrub(cycle_sentence(str(exc)))
     if isinstance(exc, OSError) and exc.filename and not type(exc).__module__.startswith("psycopg2"):
         return scrub(file_problem(exc))
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
@@ -107,8 +111,20 @@ ALEMBIC_MESSAGES = (
 )
 
 
+def in_a_cycle(exc):
+    """Return True when exc is Alembic's report of a cycle in the migration history."""
+    from alembic.script.revision import CycleDetected
+
+    return isinstance(exc, CycleDetected)
+
+
 def reword(message):
     """Return Alembic's message as a sentence that says what to do (the original is kept when not known)."""
+    from .revisions import cycle_sentence
+
+    cycle = cycle_sentence(message)
+    if cycle is not None:
+        return cycle
     text = first_line(message).removeprefix("Error: ").rstrip(".")
     for pattern, sentence in ALEMBIC_MESSAGES:
         match = re.search(pattern, text)
@@ -294,7 +310,7 @@ def traceback_helps(exc):
         return False
     if isinstance(exc, CommandError) or (isinstance(exc, OSError) and (exc.filename or exc.errno == errno.ENOSPC)):
         return False
-    if isinstance(exc, UserWarning) and "is present more than once" in str(exc):
+    if isinstance(exc, UserWarning) and "is present more than once" in str(exc) or in_a_cycle(exc):
         return False
     if _bad_option(str(getattr(exc, "orig", ""))):
         return False

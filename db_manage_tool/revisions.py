@@ -67,8 +67,34 @@ def is_known(script, revision):
         return False
 
 
+CYCLE = re.compile(r"(?:Dependency )?(?:[Ss]elf-loop|[Cc]ycle) is detected in revisions \((?P<revisions>[^)]*)\)")
+
+
+def cycle_sentence(text):
+    """Return the sentence for Alembic's message of a cycle in the history (text), or None for another message."""
+    match = CYCLE.search(text)
+    if match is None:
+        return None
+    revisions = [r.strip(" '\"") for r in match["revisions"].split(",") if r.strip(" '\"")]
+    files = sorted({f for revision in revisions for f in files_with_revision(revision)})
+    return (f"The migration history goes round in a circle: {', '.join(revisions)} lead back to themselves through "
+            f"down_revision (or depends_on) in {', '.join(files) or 'migrations/versions'}: fix the down_revision "
+            "line of one of them so that it names the revision before it. Nothing was changed.")
+
+
+def ensure_acyclic(script):
+    """Raise Failure naming the files when the history has a cycle (Alembic would report a revision as unknown)."""
+    from alembic.script.revision import CycleDetected
+
+    try:
+        script.revision_map.heads  # noqa: B018 - building the map is what detects a cycle
+    except CycleDetected as exc:
+        raise Failure(cycle_sentence(str(exc)) or str(exc)) from None
+
+
 def ensure_known(script, current):
     """Raise Failure explaining the way out when the database records a revision no file has."""
+    ensure_acyclic(script)
     lost = [revision for revision in current if not is_known(script, revision)]
     if lost:
         raise Failure(

@@ -80,6 +80,18 @@ def at_a_merge_point(project, url, tmp_path):
 
 
 BROKEN = BRANCH.replace("def upgrade():\n    pass", "def upgrade(:\n    pass")
+SELF_LOOP = EMPTY_REVISION.format(message="Its own parent.", revision="d4d4d4d4d4d4", revises="d4d4d4d4d4d4",
+                                  down="d4d4d4d4d4d4")
+CYCLE_A = EMPTY_REVISION.format(message="One of two.", revision="e5e5e5e5e5e5", revises="f6f6f6f6f6f6",
+                                down="f6f6f6f6f6f6")
+CYCLE_B = EMPTY_REVISION.format(message="Two of two.", revision="f6f6f6f6f6f6", revises="e5e5e5e5e5e5",
+                                down="e5e5e5e5e5e5")
+
+
+def a_cycle(project, url, tmp_path):
+    """Write two revisions that are each other's down_revision."""
+    write("migrations/versions/e5_one.py", CYCLE_A)(project, url, tmp_path)
+    write("migrations/versions/f6_two.py", CYCLE_B)(project, url, tmp_path)
 
 
 def with_url(variable, change):
@@ -266,6 +278,12 @@ CASES = [
     Case("dotenv-unclosed-quote-flask-db", ("upgrade",), 1, ".env line 2 cannot be parsed", env={"FLASK_APP": "run.py"},
          prepare=write(".env", 'FLASK_CONFIG=development\nDATABASE_URL="postgresql://x\n')),
     Case("app-missing-file", ("--app", "nosuch.py", "status"), 1, "FLASK_APP"),
+    *[Case(f"revision-its-own-parent-{command}", (command,), 1, "migrations/versions/d4_self.py: fix the down_revision",
+           prepare=write("migrations/versions/d4_self.py", SELF_LOOP))
+      for command in ("status", "check", "heads", "history", "upgrade", "lint")],
+    *[Case(f"revisions-in-a-cycle-{args[0]}", args, 1,
+           "e5e5e5e5e5e5, f6f6f6f6f6f6 lead back to themselves", prepare=a_cycle)
+      for args in (("status",), ("migrate", "Add a column"), ("setup",))],
     Case("app-missing-factory", ("--app", "run:nope()", "status"), 1, "FLASK_APP"),
     Case("app-import-error", ("status",), 1, "failed to import",
          prepare=write("run.py", "import no_such_module_here\n")),
