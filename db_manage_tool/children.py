@@ -125,8 +125,9 @@ def forked_child(module, args, cwd, parent):
         code = 0
     except SystemExit as exc:
         code = exit_code(exc.code)
-    except KeyboardInterrupt:
-        sys.excepthook(*sys.exc_info())
+    except KeyboardInterrupt:  # the wrapper says "Interrupted"; the place it struck is for --verbose
+        if os.environ.get("DB_MANAGE_VERBOSE") == "1":
+            sys.excepthook(*sys.exc_info())
         code = 128 + signal.SIGINT
     except BaseException:
         sys.excepthook(*sys.exc_info())

@@ -119,12 +119,39 @@ def main():
     with reporting_lock_waits(url):
         code = run_flask(app)
     ensure_output_written()
+    if code == 0 and command in SUMMARIES and not {"--sql", "--help", "-h"} & set(sys.argv):
+        with app.app_context():
+            summarise(command)
     if code == 0 and os.environ.get(LINT_VARIABLE) == "1":
         from .lint import lint_written_since
 
         with app.app_context():  # the application is loaded once, for the migration and its lint
             lint_written_since(started)
     sys.exit(code)
+
+
+SUMMARIES = {"upgrade": "Upgrade complete", "downgrade": "Downgrade complete", "stamp": "Stamped"}
+
+
+def summarise(command):
+    """Say where the database stands after command, as setup and reset do: its revision, and whether it is head."""
+    import click
+    from alembic.util import CommandError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .application import application_engine
+    from .migration_hooks import script_directory
+    from .revisions import current_heads
+
+    try:
+        with application_engine().connect() as connection:
+            current = sorted(current_heads(connection))
+        heads = sorted(script_directory().get_heads())
+    except (SQLAlchemyError, CommandError):  # the command succeeded: a summary that cannot be read is left out
+        return
+    where = ", ".join(current) or "base"
+    state = " (head)" if current == heads else f" (head is {', '.join(heads)})" if heads else ""
+    click.echo(f"{SUMMARIES[command]}: the database is at revision {where}{state}.", err=True)
 
 
 def check_range(app, command, ranges):

@@ -16,6 +16,7 @@ import contextlib
 import functools
 import io
 import json
+import logging
 import os
 import re
 import shutil
@@ -144,13 +145,27 @@ def lint_files(paths):
     script = script_directory()
     try:
         config = alembic_config()
-        rendered = {revision: render(revision, script, config) for revision in script.walk_revisions()
-                    if Path(revision.path).resolve() in wanted}
+        with quiet_alembic():  # its "Running upgrade ..." would read as if the new revision had been applied
+            rendered = {revision: render(revision, script, config) for revision in script.walk_revisions()
+                        if Path(revision.path).resolve() in wanted}
         findings = lint_rendered(rendered, DEFAULT_EXCLUDES)
     except Failure as exc:  # e.g. squawk not installed, or not renderable offline: the revision is written all the same
         findings = [f"the new revision was not linted: {exc}"]
     for finding in findings:
         click.echo(f"Warning: {finding}", err=True)
+
+
+@contextlib.contextmanager
+def quiet_alembic():
+    """Silence Alembic's progress log (INFO) for the duration, whatever logging the application set up."""
+    logger = logging.getLogger("alembic")
+    disabled, logger.disabled = logger.disabled, True
+    migration = logging.getLogger("alembic.runtime.migration")
+    disabled_migration, migration.disabled = migration.disabled, True
+    try:
+        yield
+    finally:
+        logger.disabled, migration.disabled = disabled, disabled_migration
 
 
 def lint_rendered(rendered, excludes):

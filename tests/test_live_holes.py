@@ -348,3 +348,21 @@ def test_a_password_with_a_space_is_never_shown(cli, database):
         result = cli(*args, url=url)
         assert result.returncode == 0, result.stderr
         assert "secretx" not in result.stdout + result.stderr
+
+
+def test_ctrl_c_while_the_child_still_imports_the_application_is_one_line(project, database, head_revision):
+    """Ctrl-C as the forked `flask db` child loads the application: "Interrupted", no traceback, nothing applied."""
+    run_py = project / "run.py"
+    run_py.write_text("import pathlib, time\npathlib.Path('importing').touch()\ntime.sleep(60)\n" + run_py.read_text())
+    (project / "migrations" / "versions" / "51e5105105fe_slow.py").write_text(SLOW)
+    wrapper = subprocess.Popen([sys.executable, "db_manage.py", "upgrade"], cwd=project, env=cli_env(database.url),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (project / "importing").exists() and wrapper.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(wrapper.pid, signal.SIGINT)
+    _, stderr = wrapper.communicate(timeout=60)
+    assert wrapper.returncode == 130, stderr
+    assert "Error: Interrupted (Ctrl-C)" in stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    assert database.revision() == head_revision and "public.slow_marker" not in database.tables()

@@ -48,17 +48,27 @@ def test_new_model_migrate_upgrade_downgrade(cli, project, database, head_revisi
     result = cli("migrate", "Add notes table")
     assert result.returncode == 0, result.stderr
     assert "op.create_table('notes'" in new_file(project, before)
+    assert "Running upgrade" not in result.stderr, "the lint's rendering reads as if the revision had been applied"
     assert "public.notes" not in database.tables(), "migrate must not change the database"
 
-    assert cli("upgrade").returncode == 0
+    upgraded = cli("upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
     columns = database.columns("notes")
     assert set(columns) == {"id", "title", "body", "slug", "created_at", "updated_at", "author_id"}
     assert columns["created_at"]["type"].timezone is True
-    assert database.revision() != head_revision
+    new = database.revision()
+    assert new != head_revision
+    assert f"Upgrade complete: the database is at revision {new} (head)." in upgraded.stderr
 
-    assert cli("downgrade").returncode == 0
+    downgraded = cli("downgrade")
+    assert downgraded.returncode == 0, downgraded.stderr
     assert "public.notes" not in database.tables()
     assert database.revision() == head_revision
+    assert f"Downgrade complete: the database is at revision {head_revision} (head is {new})." in downgraded.stderr
+    stamped = cli("stamp", "head")
+    assert stamped.returncode == 0 and database.revision() == new
+    assert f"Stamped: the database is at revision {new} (head)." in stamped.stderr
+    assert cli("stamp", head_revision).returncode == 0 and database.revision() == head_revision
 
 
 def test_add_a_column_up_and_down(cli, project, database):
