@@ -443,6 +443,10 @@ def server_stop():
     """Stop the embedded server; the next command starts it again."""
     from db_manage_tool import embedded
 
+    sessions = embedded.open_sessions(PGDATA)
+    if sessions:  # a fast shutdown, as `pg_ctl stop`: their transactions are rolled back
+        click.echo(f"Note: stopping ends {len(sessions)} open session(s), whose transactions are rolled back: "
+                   f"{'; '.join(sessions)}.", err=True)
     stopped = embedded.stop(PGDATA)
     click.echo("The embedded PostgreSQL is stopped." if stopped else "The embedded PostgreSQL was not running.")
 

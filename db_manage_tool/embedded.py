@@ -63,6 +63,26 @@ def stop(pgdata):
     return True
 
 
+def open_sessions(pgdata):
+    """Return a description of each client session of the running server on pgdata, but the asker's ([] if none)."""
+    import psycopg2
+
+    socket_dir = running_socket_dir(Path(pgdata))
+    if socket_dir is None:
+        return []
+    try:
+        with psycopg2.connect(host=socket_dir, user="postgres", dbname="postgres",
+                              application_name="db_manage.py server stop") as connection, connection.cursor() as cur:
+            cur.execute("SELECT pid, datname, application_name, state FROM pg_stat_activity "
+                        "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() ORDER BY pid")
+            rows = cur.fetchall()
+        connection.close()
+    except psycopg2.Error:  # not answering: nothing to warn about
+        return []
+    return [f"pid {pid} ({database}, {application or 'no application name'}, {state})"
+            for pid, database, application, state in rows]
+
+
 def stop_by_signal(pid, timeout=60):
     """Ask the postmaster pid for a fast shutdown (SIGINT, what `pg_ctl stop` sends) and wait for it to end."""
     import signal

@@ -66,6 +66,8 @@ def describe(exc):
     if isinstance(exc, AssertionError) and raised_in(exc, "alembic"):
         return ("Alembic cannot resolve the revision given: use head, base, a revision id (or its first "
                 "characters), or a relative step such as -1 or +2.")
+    if session_ended(exc):
+        return scrub(_connection_problem(str(getattr(exc, "orig", None) or exc).strip()))
     if isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and "invalid dsn" in str(exc.orig)):
         return scrub(_connection_problem(str(exc.orig).strip()))
     if isinstance(exc, DBAPIError) and getattr(exc.orig, "pgcode", None) == INSUFFICIENT_PRIVILEGE:
@@ -109,6 +111,13 @@ ALEMBIC_MESSAGES = (
      "{rev} is not above the database's revision: `python db_manage.py current` says where it is and "
      "`python db_manage.py history` what lies above."),
 )
+
+
+def session_ended(exc):
+    """Return True when exc says the server ended the session (stopped, restarted, or pg_terminate_backend)."""
+    text = str(getattr(exc, "orig", None) or exc)
+    return any(words in text for words in ("connection already closed", "server closed the connection",
+                                           "terminating connection due to administrator command"))
 
 
 def in_a_cycle(exc):
@@ -191,6 +200,11 @@ def _connection_problem(message):
     if "no pg_hba.conf entry" in message:
         return (f"The server does not accept this connection ({first}): an administrator must allow it in "
                 "pg_hba.conf, or connect from an allowed host, user or with SSL.")
+    if any(words in message for words in ("terminating connection due to administrator command",
+                                          "server closed the connection", "connection already closed")):
+        return (f"The server ended the session while the command ran ({first}): it was stopped, restarted, or the "
+                "session was terminated. What the command had not committed was rolled back: run it again once the "
+                "server is up (`python db_manage.py status`).")
     if "too many connections" in message or "remaining connection slots are reserved" in message:
         return f"The server has no free connection ({first}): close idle connections or raise max_connections."
     option = _bad_option(message)
@@ -310,7 +324,7 @@ def traceback_helps(exc):
         return False
     if isinstance(exc, CommandError) or (isinstance(exc, OSError) and (exc.filename or exc.errno == errno.ENOSPC)):
         return False
-    if isinstance(exc, UserWarning) and "is present more than once" in str(exc) or in_a_cycle(exc):
+    if isinstance(exc, UserWarning) and "is present more than once" in str(exc) or in_a_cycle(exc) or session_ended(exc):
         return False
     if _bad_option(str(getattr(exc, "orig", ""))):
         return False

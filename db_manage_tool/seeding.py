@@ -16,6 +16,7 @@ import uuid
 from itertools import groupby
 
 import click
+import psycopg2
 import sqlalchemy as sa
 from psycopg2 import sql
 from sqlalchemy.dialects.postgresql import insert
@@ -224,12 +225,33 @@ def copy_chunks(connection, table, columns, chunks, bar=None):
     target = sql.Identifier(*([table.schema] if table.schema else []), table.name)
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(target, sql.SQL(", ").join(map(sql.Identifier, columns)))
     reader = ChunkReader(chunks, bar)
+    previous = sys.unraisablehook, sys.excepthook
+    sys.unraisablehook = quiet_about_the_server  # a session ended mid-COPY: said once, by the error raised after
+    sys.excepthook = quiet_excepthook  # what psycopg2's C code prints there goes through the excepthook
     try:
         dbapi.cursor().copy_expert(statement.as_string(dbapi), reader, size=CHUNK_BYTES)
+    except SystemError as exc:  # the server went away mid-COPY: psycopg2 wraps its error in a SystemError
+        if isinstance(exc.__cause__ or exc.__context__, psycopg2.Error):
+            raise (exc.__cause__ or exc.__context__) from None
+        raise
     except Exception:
         if reader.error is not None:  # psycopg2 reports a failed read() as "COPY from stdin failed": the cause
             raise reader.error from None
         raise
+    finally:
+        sys.unraisablehook, sys.excepthook = previous
+
+
+def quiet_excepthook(kind, value, tb):
+    """Print what Python would, but psycopg2's report of a session ended mid-COPY (raised again afterwards)."""
+    if not isinstance(value, psycopg2.Error | SystemError):
+        sys.__excepthook__(kind, value, tb)
+
+
+def quiet_about_the_server(unraisable):
+    """Pass on to Python's hook what psycopg2 could not raise during COPY, but the server's own errors."""
+    if not isinstance(unraisable.exc_value, psycopg2.Error | SystemError):
+        sys.__unraisablehook__(unraisable)
 
 
 def add_default_rows(connection, table, count, bar=None):

@@ -366,3 +366,24 @@ def test_ctrl_c_while_the_child_still_imports_the_application_is_one_line(projec
     assert "Error: Interrupted (Ctrl-C)" in stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
     assert database.revision() == head_revision and "public.slow_marker" not in database.tables()
+
+
+def test_a_seed_whose_session_is_terminated_mid_copy_is_one_sentence_and_writes_nothing(project, database):
+    """pg_terminate_backend (or a server stopped) while seed streams COPY: no SystemError, no traceback, no rows."""
+    seed = subprocess.Popen([sys.executable, "db_manage.py", "seed", "--rows", "users=10", "--rows", "posts=3000000"],
+                            cwd=project, env=cli_env(database.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    copying = ("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'COPY%posts%' "
+               "AND state = 'active'")
+    deadline, pids = time.monotonic() + 120, []
+    while not pids and seed.poll() is None and time.monotonic() < deadline:
+        pids = [row[0] for row in database.rows(copying)]
+        time.sleep(0.05)
+    assert pids, seed.communicate()
+    database.rows(f"SELECT pg_terminate_backend({int(pids[0])})")
+    _, stderr = seed.communicate(timeout=120)
+    assert seed.returncode == 1, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "The server ended the session while the command ran" in errors[0], stderr
+    assert "Traceback" not in stderr and "SystemError" not in stderr and "Unexpected" not in stderr
+    assert database.counts() == (0, 0, 0)

@@ -63,7 +63,16 @@ def test_embedded_server_stop_status_start_and_a_race_to_start_it(cli, project, 
         assert status.returncode == 0 and "Embedded PostgreSQL: running" in status.stdout
         assert str(pgdata) in status.stdout and "Major version:       18" in status.stdout
         assert "Size on disk:" in status.stdout and "psql -h" in status.stdout
-        assert cli("server", "stop", url=None).returncode == 0
+        import psycopg2
+
+        session = psycopg2.connect(host=embedded.running_socket_dir(pgdata), user="postgres", dbname="postgres",
+                                   application_name="a test's session")
+        pid = session.get_backend_pid()
+        stopped = cli("server", "stop", url=None)
+        assert stopped.returncode == 0
+        assert f"Note: stopping ends 1 open session(s), whose transactions are rolled back: pid {pid} (postgres, " \
+               "a test's session, idle)." in stopped.stderr, stopped.stderr
+        session.close()
         assert not embedded.is_running(pgdata)
         assert "Embedded PostgreSQL: stopped" in cli("server", "status", url=None).stdout
         # Two commands at once on the stopped server: one starts it, the other waits for it.
