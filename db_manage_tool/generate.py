@@ -69,9 +69,9 @@ class Limits:
 class Table:
     """One table to fill: its plan for count rows numbered from start (link: the parent key its rows share)."""
 
-    def __init__(self, table, count, overrides, where, job=None):
+    def __init__(self, table, count, overrides, where, job=None, flexible=False):
         self.table, self.count, self.overrides, self.where, self.job = table, count, overrides, where, job
-        self.flexible = False  # True: fewer rows when the unique combinations run out (seed --all)
+        self.flexible = flexible  # True: fewer rows when the unique combinations run out (seed --all)
 
     @property
     def link(self):
@@ -600,11 +600,12 @@ def embedded_fill(spec, column, limits, rng, pools, end):
                               f"{spec.count:,} more generated values; " + hint(spec, [column.name]))
         return lambda numbers: [str(low + n) for n in numbers]
     if kind in ("date", "datetime"):
-        step, last = EMBEDDING_STEP[kind], (datetime.date.max if kind == "date" else datetime.datetime.max)
-        start = embedding_origin(column)
-        if (last - start.replace(tzinfo=None) if kind == "datetime" else last - start) < step * end:
+        step, start = EMBEDDING_STEP[kind], embedding_origin(column)
+        try:
+            start + step * end
+        except OverflowError:
             raise Unsupported(f"{spec.label}.{column.name} is unique: its calendar cannot hold {spec.count:,} more "
-                              "generated values; " + hint(spec, [column.name]))
+                              "generated values; " + hint(spec, [column.name])) from None
         return lambda numbers: [(start + step * n).isoformat() for n in numbers]
     if kind == "uuid":
         marker = uuid_marker(spec.table, column)

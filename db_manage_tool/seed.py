@@ -247,8 +247,7 @@ def fill_table(connection, table, count, overrides, where, job, pools, bar, flex
     written = 0
     with bulk.loading(connection, table, count):
         for rows in generate.rounds(table, count):
-            spec = generate.Table(table, rows, overrides, where, job)
-            spec.flexible = flexible
+            spec = generate.Table(table, rows, overrides, where, job, flexible)
             groups, start = generate.plan(connection, spec, pools)
             if not spec.count:
                 break

@@ -218,10 +218,11 @@ def with_parents(connection, chosen, mappers, explicit, overrides):
 
 def parents_needed(table, fk, count, rows_of, found, missing):
     """Return (rows the parent of fk should hold for count new rows of table, what for); 0 when it may stay empty."""
-    columns = set(fk.columns)
+    columns = set(fk.columns)  # the sets the generator keeps unique: partial unique indexes count (generate.unique_sets)
     sets = [set(c.columns) for c in table.constraints if isinstance(c, sa.UniqueConstraint | sa.PrimaryKeyConstraint)]
     sets += [set(i.columns) for i in table.indexes if i.unique] + [{c} for c in table.columns if c.unique]
-    if any(found_set and found_set <= columns for found_set in sets):
+    sets = [found_set for found_set in sets if found_set]
+    if any(found_set <= columns for found_set in sets):
         return rows_of(table) + count, "one per row"
     keyed = [s for s in sets if columns < s and all(c.foreign_keys for c in s)]  # distinct combinations of parents
     if keyed:

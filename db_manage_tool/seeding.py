@@ -86,7 +86,7 @@ def unique_keys(table):
     keys = [[c.name for c in constraint.columns] for constraint in table.constraints
             if isinstance(constraint, sa.UniqueConstraint)]
     keys += [[c.name for c in index.columns] for index in table.indexes
-             if index.unique and not index.dialect_options["postgresql"].get("where") and len(index.columns)
+             if index.unique and index.dialect_options["postgresql"].get("where") is None and len(index.columns)
              and all(isinstance(e, sa.Column) for e in index.expressions)]
     keys += [[c.name] for c in table.columns if c.unique]
     position = {c.name: i for i, c in enumerate(table.columns)}

@@ -71,6 +71,7 @@ def test_seed_all_fills_every_table_with_whole_objects(arena):
     assert db.scalar("SELECT count(parent_id) FROM pages") > 20, "the self-reference points at earlier pages"
     # Two unique pairs sharing challenge_id (CTFd's solves): the second kept unique by a NULL team_id.
     assert db.scalar("SELECT count(team_id) FROM solves") == 0
+    assert db.scalar("SELECT count(DISTINCT user_id) FROM tokens") == 40, "a partial unique index kept"
     # A UUIDType key (BINARY declared, uuid stored), a pair unique per team and day, CHECKs ordering two columns.
     assert db.scalar("SELECT count(DISTINCT id) FROM events") == 40
     assert db.scalar("SELECT count(DISTINCT (team_id, starts_on)) FROM events") == 40
@@ -164,3 +165,24 @@ def test_a_revision_naming_an_application_type_imports_its_module(arena_template
     assert "import arena\n" in revision and "arena.UUIDType(" in revision
     assert arena.db.scalar("SELECT data_type FROM information_schema.columns "
                            "WHERE table_name = 'events' AND column_name = 'id'") == "uuid"
+
+
+def test_a_parent_of_a_key_unique_per_row_gets_one_row_each(arena):
+    """tokens.user_id is unique through a partial index (one live token per user): each token needs its own user."""
+    result = arena.run("seed", "--rows", "tokens=5")
+    assert result.returncode == 0, result.stderr
+    assert "users has no rows and tokens.user_id needs one per row: 5 are generated too." in result.stderr
+    assert arena.count("users") == 5 and arena.db.scalar("SELECT count(DISTINCT user_id) FROM tokens") == 5
+
+
+def test_fixture_rows_of_a_table_with_a_partial_unique_index_are_added_by_their_natural_key(arena, tmp_path):
+    """The natural key skips a partial unique index (its WHERE is an expression, not a key) instead of failing on it."""
+    import json
+
+    assert arena.run("seed", "--rows", "users=2").returncode == 0
+    fixture = tmp_path / "tokens.json"
+    fixture.write_text(json.dumps([{"user_id": 1, "value": "first"}, {"user_id": 2, "value": "second"}]))
+    for _ in range(2):  # the second run finds both by their unique value and adds nothing
+        result = arena.run("seed", "--fixture", str(fixture))
+        assert result.returncode == 0, result.stderr
+    assert arena.db.rows("SELECT user_id, value FROM tokens ORDER BY user_id") == [(1, "first"), (2, "second")]

@@ -128,13 +128,16 @@ class Page(db.Model):
 
 
 class Token(db.Model):
-    """An API token: a nullable unique text value."""
+    """An API token: a nullable unique text value; one live token per user (zou's partial unique index)."""
 
     __tablename__ = "tokens"
     id = sa.Column(sa.Integer, primary_key=True)
     user_id = sa.Column(sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
     value = sa.Column(sa.String(128), unique=True)
     expiration = sa.Column(sa.DateTime)
+
+
+sa.Index("uq_tokens_live", Token.user_id, unique=True, postgresql_where=Token.expiration.is_(None))
 
 
 class Tracking(db.Model):
