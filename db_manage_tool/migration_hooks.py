@@ -95,7 +95,7 @@ def process_revision_directives(context, revision, directives):
         log.info(f"No changes in schema detected; no migration written (model modules loaded: {model_modules()}).")
         return
     add_schema_operations(context.connection, script)
-    for warning in rename_warnings(script.upgrade_ops):
+    for warning in rename_warnings(script.upgrade_ops) + safe_forms.enum_warnings(script.upgrade_ops):
         click.echo(f"Warning: {warning}", err=True)
     if getattr(context.config.cmd_opts, "autogenerate", False):
         directives[:] = safe_forms.rewrite(script, context.dialect)

@@ -154,9 +154,12 @@ def test_enum_cycle_add_value_migrate_upgrade_downgrade_and_nothing_left(cli, pr
         '    created_at = created_at_column()\n'
         '    source = db.Column(db.Enum("web", "api", name="view_source", inherit_schema=True))\n'))
     before = versions(project)
-    assert cli("migrate", "Scheduled posts, view sources").returncode == 0
+    written = cli("migrate", "Scheduled posts, view sources")
+    assert written.returncode == 0 and "Warning" not in written.stderr, written.stderr
     (text,) = new_files(project, before)
     assert "scheduled" in text and "view_source" in text
+    assert "ADD VALUE 'scheduled' AFTER 'archived'" in text, "the value's place is named: lint accepts it"
+    assert cli("lint").returncode == 0, "lint finds nothing in what migrate wrote"
     assert cli("upgrade").returncode == 0
     assert enums(database) == {"public.post_status=draft,published,archived,scheduled",
                                "analytics.view_source=web,api"}, "the enum lands beside its table"
@@ -164,6 +167,41 @@ def test_enum_cycle_add_value_migrate_upgrade_downgrade_and_nothing_left(cli, pr
     assert enums(database) == {"public.post_status=draft,published,archived"}
     assert cli("downgrade", "base").returncode == 0
     assert enums(database) == set(), "no type left behind in any schema"
+
+
+def test_values_added_amid_and_around_an_enum_land_in_the_models_order_and_lint_clean(cli, project, database):
+    post = project / "app" / "models" / "post.py"
+    post.write_text(post.read_text().replace('("draft", "published", "archived")',
+                                             '("idea", "draft", "in:review", "published", "archived", "it\'s gone")'))
+    differences = cli("check")
+    assert differences.returncode == 1 and "Unexpected" not in differences.stderr, differences.stderr
+    assert "- enum values of public.posts.status: draft, published, archived in the database, idea, draft, " \
+           "in:review, published, archived, it's gone in the models" in differences.stdout
+    before = versions(project)
+    written = cli("migrate", "More states")
+    assert written.returncode == 0 and "Warning" not in written.stderr, written.stderr
+    assert cli("lint").returncode == 0
+    assert cli("upgrade").returncode == 0
+    assert enums(database) == {"public.post_status=idea,draft,in:review,published,archived,it's gone"}
+    assert cli("check").returncode == 0
+    assert cli("downgrade").returncode == 0
+    assert enums(database) == {"public.post_status=draft,published,archived"}
+    assert len(new_files(project, before)) == 1
+
+
+def test_removing_an_enum_value_says_what_it_costs_and_lint_accepts_it(cli, project, database, head_revision):
+    post = project / "app" / "models" / "post.py"
+    post.write_text(post.read_text().replace('("draft", "published", "archived")', '("draft", "published")'))
+    before = versions(project)
+    written = cli("migrate", "No more archive")
+    assert written.returncode == 0
+    assert "Warning: This recreates the enum type post_status and converts posts.status" in written.stderr
+    (text,) = new_files(project, before)
+    assert "ACCESS EXCLUSIVE" in text and "# lint: ignore" in text
+    assert cli("lint").returncode == 0
+    assert cli("upgrade").returncode == 0
+    assert enums(database) == {"public.post_status=draft,published"}
+    assert cli("check").returncode == 0
 
 
 def test_removing_an_enum_value_still_in_use_says_which_and_how_to_map_it(cli, project, database, head_revision):
