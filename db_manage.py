@@ -60,8 +60,12 @@ def flask_db(*args, lint_written=False):
 
 
 def lint_new_revisions(*args):
-    """Run `flask db ARGS`, which lints the revision files it wrote (warnings only); return its exit code."""
-    return flask_db(*args, lint_written=True)
+    """Run `flask db ARGS`, which lints the revision files it wrote (warnings only), one such command of the
+    project at a time (two at once would write two revisions on one parent); return its exit code."""
+    from db_manage_tool.children import one_at_a_time
+
+    with one_at_a_time(ROOT, "Another migrate or revision of this project is writing a revision: waiting for it."):
+        return flask_db(*args, lint_written=True)
 
 
 def in_app(work, *args, announce=True, create_missing=False, **kwargs):
@@ -70,7 +74,10 @@ def in_app(work, *args, announce=True, create_missing=False, **kwargs):
     With create_missing, a missing database is created should the application's factory connect to it.
     """
     from db_manage_tool.application import application_engine, load_app
+    from db_manage_tool.interrupts import cancel_statements_on_ctrl_c
     from db_manage_tool.lock_waits import reporting_lock_waits
+
+    cancel_statements_on_ctrl_c()
 
     os.chdir(ROOT)  # as `flask db` runs: a relative migrations folder is the project's
     with load_app(announce, create_missing).app_context(), reporting_lock_waits(application_engine().url):
@@ -118,11 +125,32 @@ def revision_argument(ctx, param, value):
         if item is not None and not item.strip():
             raise click.BadParameter("is empty: give a revision id, head, base or a step such as -1 (leave it "
                                      "out for the default).")
-        if item and ":" in item and ctx.command.name in ("upgrade", "downgrade", "stamp", "lint"):
-            if not ctx.params.get("sql", False) or ctx.command.name in ("stamp", "lint"):
+        if item and ":" in item and ctx.command.name == "lint":
+            raise click.BadParameter(f"{item!r}: lint takes revisions, not a range; list the revisions, or give "
+                                     "none for every one.")
+        if item and ":" in item and ctx.command.name in ("upgrade", "downgrade", "stamp"):
+            if not ctx.params.get("sql", False) or ctx.command.name == "stamp":
                 raise click.BadParameter(f"{item!r}: a FROM:TO range is only for --sql (offline SQL); give one "
                                          "revision.")
+        if item:
+            refuse_impossible_step(ctx.command.name, item.strip())
     return value
+
+
+def refuse_impossible_step(command, revision):
+    """Refuse a step that cannot mean anything: zero steps, below base, above head, or a step for lint."""
+    if re.fullmatch(r"[-+]0+", revision):
+        raise click.BadParameter(f"{revision!r} is a step of zero, which moves nothing: give -1, +1 or more.")
+    if re.fullmatch(r"base-\d+", revision):
+        raise click.BadParameter(f"{revision!r} lies below base, where no revision is: give base, or base+N.")
+    if re.fullmatch(r"heads?\+\d+", revision):
+        raise click.BadParameter(f"{revision!r} lies above head, where no revision is: give head, or head-N.")
+    if command == "upgrade" and re.fullmatch(r"-\d+", revision):
+        raise click.BadParameter(f"{revision!r} is a step down: upgrade goes up (+1, a revision or head); "
+                                 f"`{PROGRAM} downgrade {revision}` goes down.")
+    if command == "lint" and re.fullmatch(r"[-+]\d+", revision):
+        raise click.BadParameter(f"{revision!r} is a step, and lint takes revisions: give a revision id, head, or "
+                                 "none for every revision.")
 
 
 GLOBAL_OPTIONS = ("--verbose", "--config", "--app", "--directory", "-d")
@@ -309,8 +337,10 @@ def lint(revisions, exclude, style):
 
 @cli.command()
 def history():
-    """List the migrations, newest first."""
-    return flask_db("history")
+    """List the migrations, newest first (a model edit `migrate` wrote as two revisions is one line)."""
+    from db_manage_tool.revisions import show_history
+
+    in_app(show_history, announce=False)  # history reads files only
 
 
 @cli.command()

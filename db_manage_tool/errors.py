@@ -25,6 +25,10 @@ def describe(exc):
     from sqlalchemy.exc import DBAPIError, OperationalError
 
     if isinstance(exc, CommandError):
+        ambiguous = re.match(r"Multiple revisions start with '([^']*)': (.*?)\.*$", str(exc.__cause__ or ""))
+        if ambiguous:
+            return scrub(f"{ambiguous[1]!r} is the start of several revisions ({ambiguous[2]}): give more of its "
+                         "characters (`python db_manage.py history` lists them).")
         return scrub(reword(str(exc)))
     if isinstance(exc, Failure | ConfigError) or getattr(exc, "expected", False):
         return scrub(str(exc))
@@ -63,6 +67,10 @@ def describe(exc):
     if isinstance(exc, configparser.Error):
         return scrub(f"An Alembic configuration file cannot be read ({first_line(str(exc))}): fix migrations/"
                      "alembic.ini, or copy Flask-Migrate's own (`flask db init` writes one in an empty folder).")
+    missing = re.fullmatch(r"module '(\w+)' has no attribute '(upgrade|downgrade)'", str(exc))
+    if isinstance(exc, AttributeError) and missing and raised_in(exc, "alembic"):
+        return (f"The revision file {missing[1].removesuffix('_py')}.py has no {missing[2]}() function: add one "
+                f"(`def {missing[2]}(): pass` when it has nothing to do).")
     if isinstance(exc, AssertionError) and raised_in(exc, "alembic"):
         return ("Alembic cannot resolve the revision given: use head, base, a revision id (or its first "
                 "characters), or a relative step such as -1 or +2.")
@@ -99,11 +107,20 @@ ALEMBIC_MESSAGES = (
     (r"downgrade with --sql requires",
      "downgrade --sql does not read the database, so it needs FROM:TO, as in `python db_manage.py downgrade --sql "
      "head:base`."),
-    (r"Path doesn't exist: (?P<path>.+)",
+    (r"Path doesn't exist: '?(?P<path>.+?)'?\.?(?:\s+Please use the 'init' command.*)?$",
      "There is no migrations folder at {path}: run `python db_manage.py setup` (or `init`) to create it."),
     (r"Directory (?P<path>.+) already exists and is not empty",
      "The migrations folder {path} already exists: nothing to init (`python db_manage.py adopt` gives it the tool's "
      "env.py)."),
+    (r"Requested revision (?P<one>\S+) overlaps with other requested revisions (?P<other>\S+)",
+     "The database records several revisions on one line of history (alembic_version has the rows {one} and "
+     "{other}): repair the record with `python db_manage.py stamp --purge REVISION` (the revision the schema "
+     "really is at, often head)."),
+    (r"Walked too far",
+     "The revision given lies beyond the ends of the history (above head, or below base): "
+     "`python db_manage.py history` lists the revisions; give one of them, head, base or a step such as -1."),
+    (r"Could not determine revision id from filename (?P<file>\S+?)\. ",
+     "The migration file {file} has no `revision = \"...\"` line (or is empty): write it, or delete the file."),
     (r"Destination (?P<rev>\S+) is not a valid downgrade target from current head\(s\)",
      "{rev} is not below the database's revision: `python db_manage.py current` says where it is and "
      "`python db_manage.py history` what lies below."),
@@ -296,6 +313,12 @@ from .children import INVOCATION_VARIABLE, with_invocation  # noqa: E402,F401  (
 
 def report(exc):
     """Print exc as one sentence on stderr (with the traceback when verbose) and return its exit code (1, 130)."""
+    from .interrupts import cancelled_by_ctrl_c
+
+    if cancelled_by_ctrl_c(exc):
+        print("Error: Interrupted (Ctrl-C): the running statement was cancelled and its transaction rolled back.",
+              file=sys.stderr)
+        return 130
     if os.environ.get(VERBOSE_VARIABLE):
         print(scrub("".join(traceback.format_exception(exc))), file=sys.stderr, end="")
     print(f"Error: {with_invocation(describe(exc))}", file=sys.stderr)
@@ -327,6 +350,11 @@ def traceback_helps(exc):
     if isinstance(exc, UserWarning) and "is present more than once" in str(exc) or in_a_cycle(exc) or session_ended(exc):
         return False
     if _bad_option(str(getattr(exc, "orig", ""))):
+        return False
+    if isinstance(exc, (AssertionError, AttributeError, KeyError)) and raised_in(exc, "alembic") and \
+            not describe(exc).startswith("Unexpected "):  # a sentence that says it all (revision files, steps)
+        return False
+    if type(exc).__name__ in ("RevisionError", "MultipleHeads", "ResolutionError") and "overlaps" in str(exc):
         return False
     return not isinstance(exc, Failure | ConfigError | OperationalError | SyntaxError | configparser.Error)
 

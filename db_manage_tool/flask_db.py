@@ -12,7 +12,8 @@ import sys
 import time
 
 from .children import open_missing_streams
-from .errors import install_excepthook, reword, scrub, with_invocation
+from .errors import describe, install_excepthook, reword, scrub, with_invocation
+from .interrupts import cancel_statements_on_ctrl_c
 from .lock_waits import reporting_lock_waits
 from .revisions import ensure_several_heads, use_first_line_messages
 
@@ -30,7 +31,11 @@ class ErrorsToStderr:
     def error(self, message, *args):
         """Print Flask-Migrate's error message as one line on stderr."""
         text = str(message) % args if args else str(message)
-        print(f"Error: {with_invocation(scrub(reword(text)))}", file=sys.stderr)
+        handled = sys.exc_info()[1]  # Flask-Migrate logs str(exc) from its except block: the cause has more
+        from alembic.util import CommandError
+
+        sentence = describe(handled) if isinstance(handled, CommandError) else scrub(reword(text))
+        print(f"Error: {with_invocation(sentence)}", file=sys.stderr)
 
     def __getattr__(self, name):
         return getattr(self.logger, name)
@@ -105,23 +110,33 @@ def main():
     import flask_migrate
 
     install_excepthook()
+    cancel_statements_on_ctrl_c()
     use_first_line_messages()
     flask_migrate.log = ErrorsToStderr(logging.getLogger("flask_migrate"))
     command = sys.argv[2] if len(sys.argv) > 2 else ""
     app = prepared_app(command, offline="--sql" in sys.argv)
     if "--sql" in sys.argv and command in ("upgrade", "downgrade"):
         check_range(app, command, [arg for arg in sys.argv[3:] if ":" in arg and not arg.startswith("-")])
+    if command in ("upgrade", "downgrade") and not {"--sql", "--help", "-h"} & set(sys.argv):
+        count_pairs_as_one_step(app, command)
+    if command == "stamp" and not {"--purge", "--sql", "--help", "-h"} & set(sys.argv):
+        ensure_known_record(app)
     started = time.time()
     from .application import application_engine
 
     with app.app_context():
         url = application_engine().url
-    with reporting_lock_waits(url):
-        code = run_flask(app)
+    try:
+        with reporting_lock_waits(url):
+            code = run_flask(app)
+    except KeyboardInterrupt:
+        if command in ("migrate", "revision"):
+            name_files_written(app, started)
+        raise
     ensure_output_written()
     if code == 0 and command in SUMMARIES and not {"--sql", "--help", "-h"} & set(sys.argv):
         with app.app_context():
-            summarise(command)
+            code = summarise(command, towards_head=command == "upgrade" and set(sys.argv[3:]) <= {"head", "heads"})
     if code == 0 and os.environ.get(LINT_VARIABLE) == "1":
         from .lint import lint_written_since
 
@@ -133,8 +148,9 @@ def main():
 SUMMARIES = {"upgrade": "Upgrade complete", "downgrade": "Downgrade complete", "stamp": "Stamped"}
 
 
-def summarise(command):
-    """Say where the database stands after command, as setup and reset do: its revision, and whether it is head."""
+def summarise(command, towards_head=False):
+    """Say where the database stands after command, as setup and reset do: its revision, and whether it is head;
+    return the exit code: 1 for an upgrade to head that did not reach it (an env.py that runs no migration)."""
     import click
     from alembic.util import CommandError
     from sqlalchemy.exc import SQLAlchemyError
@@ -148,10 +164,64 @@ def summarise(command):
             current = sorted(current_heads(connection))
         heads = sorted(script_directory().get_heads())
     except (SQLAlchemyError, CommandError):  # the command succeeded: a summary that cannot be read is left out
-        return
+        return 0
     where = ", ".join(current) or "base"
+    if towards_head and current != heads:
+        from .application import migrations_directory
+
+        click.echo(f"Error: The upgrade ended at revision {where}, not at head ({', '.join(heads)}): "
+                   f"{migrations_directory() / 'env.py'} ran no migration (it does not call "
+                   "context.run_migrations()): fix it, or run `python db_manage.py adopt --force` to write the "
+                   "tool's.", err=True)
+        return 1
     state = " (head)" if current == heads else f" (head is {', '.join(heads)})" if heads else ""
     click.echo(f"{SUMMARIES[command]}: the database is at revision {where}{state}.", err=True)
+    return 0
+
+
+def count_pairs_as_one_step(app, command):
+    """Rewrite a relative REVISION (downgrade's -N or default, upgrade's +N) into the revision it reaches when
+    the two revisions one `migrate` wrote count as one step (revisions.second_halves)."""
+    from .application import application_engine
+    from .migration_hooks import script_directory
+    from .revisions import current_heads, relative_steps, whole_step_target
+
+    given = [arg for arg in sys.argv[3:] if arg != "--" and not arg.startswith("--")]
+    steps = relative_steps(command, given[-1] if given else None)
+    if steps is None:
+        return
+    with app.app_context():
+        script = script_directory()
+        with application_engine().connect() as connection:
+            current = current_heads(connection)
+        target = whole_step_target(script, current, command, steps)
+    if target is not None:
+        sys.argv[3:] = ["--", target] if command == "downgrade" else [target]
+
+
+def name_files_written(app, started):
+    """Say which revision files an interrupted migrate or revision had written already (not linted)."""
+    import click
+
+    from .lint import written_since
+
+    with app.app_context():
+        written = written_since(started)
+    for path in written:
+        click.echo(f"Note: {os.path.relpath(path)} was written before the interruption, and not linted: review it "
+                   "(`python db_manage.py lint` checks it), or delete it.", err=True)
+
+
+def ensure_known_record(app):
+    """Refuse to stamp over a revision the database records but no file has: only --purge replaces it."""
+    from .application import application_engine
+    from .migration_hooks import script_directory
+    from .revisions import current_heads, ensure_known
+
+    with app.app_context():
+        with application_engine().connect() as connection:
+            current = current_heads(connection)
+        ensure_known(script_directory(), current)
 
 
 def check_range(app, command, ranges):
@@ -176,7 +246,9 @@ def run_flask(app):
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except click.Abort:
+    except click.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # Ctrl-C: the wrapper says "Interrupted"
+            raise KeyboardInterrupt from None
         click.echo("Aborted!", err=True)
         return 1
     return 0

@@ -133,10 +133,15 @@ class NotRenderable(Failure):
 
 def lint_written_since(started):
     """Lint the revision files written since the time `started` (after `migrate` or `revision`), as warnings."""
-    versions = Path(script_directory().versions)
-    written = [p for p in versions.glob("*.py") if p.stat().st_mtime >= started - 1] if versions.is_dir() else []
+    written = written_since(started)
     if written:
         lint_files(written)
+
+
+def written_since(started):
+    """Return the revision files written since the time `started`."""
+    versions = Path(script_directory().versions)
+    return [p for p in versions.glob("*.py") if p.stat().st_mtime >= started - 1] if versions.is_dir() else []
 
 
 def lint_files(paths):

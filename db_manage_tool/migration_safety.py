@@ -14,24 +14,27 @@
 import logging
 import math
 import os
+import re
 import time
 from contextlib import contextmanager
 
 import click
 from alembic.util import CommandError
 from psycopg2 import errors as pg_errors
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 
 from .application import config_name, lock_timeout, setting, uses_direct_url
 from .dbadmin import end_with_client
 from .errors import INSUFFICIENT_PRIVILEGE, Failure, privilege_problem
+from .interrupts import cancelled_by_ctrl_c
 from .lock_budget import Steps, is_out_of_locks, lock_table_size, out_of_locks_advice, step_budget
 from .production_guard import OVERRIDE_VARIABLE, refuse_on_production
 from .revisions import ensure_at_head, ensure_known, ensure_single_head, reaches_base
 
 # A fixed key for this application's migrations ("dbmanage" in ASCII); advisory locks are per database.
 MIGRATION_LOCK_KEY = 0x64626D616E616765
+DUPLICATE_TABLE, DUPLICATE_OBJECT = "42P07", "42710"  # SQLSTATEs of a CREATE of what exists already
 METADATA_TABLE = "db_manage_metadata"  # the tool's own table, like Rails' ar_internal_metadata
 LOCK_SQL = {  # (try, wait) for a session lock, and for one released with the caller's transaction
     False: (text("SELECT pg_try_advisory_lock(:key)"), text("SELECT pg_advisory_lock(:key)")),
@@ -125,6 +128,8 @@ def migration_run(connection, environment):
                            f"{race.attempt_timeout:g} s): rolled back, retrying in {pause:g} s.", err=True)
                 time.sleep(pause)
     except DBAPIError as exc:
+        if cancelled_by_ctrl_c(exc):  # rolled back: the command stops as interrupted
+            raise KeyboardInterrupt from None
         start = emptied_again(connection, steps) if steps and steps.committed else start
         start = partly_committed(connection, environment, stepwise) if blocks.committed or stepwise else start
         failed = OutOfLocks if is_out_of_locks(exc) else MigrationFailed
@@ -219,6 +224,28 @@ class AutocommitBlocks:
     committed = False
 
 
+# The statements of an autocommit_block that have a plain form to run inside a transaction.
+CONCURRENT_INDEX = re.compile(r"^(\s*(?:CREATE\s+(?:UNIQUE\s+)?INDEX|DROP\s+INDEX))\s+CONCURRENTLY\b", re.IGNORECASE)
+
+
+@contextmanager
+def plain_index_builds(connection, which):
+    """Run the block's concurrent index builds and drops in their plain form, inside the caller's transaction;
+    raise AutocommitInTransaction for any other statement, which may need a commit of its own."""
+    def plain(conn, cursor, statement, parameters, context, executemany):
+        if not CONCURRENT_INDEX.match(statement):
+            raise AutocommitInTransaction(
+                f"{which} has an autocommit_block with a statement that cannot run inside the caller's "
+                f"transaction ({' '.join(statement.split())[:80]}).")
+        return CONCURRENT_INDEX.sub(r"\1", statement, count=1), parameters
+
+    event.listen(connection, "before_cursor_execute", plain, retval=True)
+    try:
+        yield
+    finally:
+        event.remove(connection, "before_cursor_execute", plain)
+
+
 def guard_autocommit_blocks(migration_context, pooled, external, running, race):
     """Make the revisions' autocommit_block refuse, in one sentence, where it cannot keep its promises."""
     blocks, original = AutocommitBlocks(), migration_context.autocommit_block
@@ -233,10 +260,10 @@ def guard_autocommit_blocks(migration_context, pooled, external, running, race):
                 "through a connection pooler in transaction mode (PgBouncer or the like): set "
                 "MIGRATION_DATABASE_URL to a direct connection to the same database, or POOLER_KEEPS_SESSIONS "
                 "= True if the pooler runs in session mode, and run it again. Nothing was applied.")
-        if external:
-            raise AutocommitInTransaction(
-                f"{which} has an autocommit_block (e.g. CREATE INDEX CONCURRENTLY), which cannot run inside the "
-                "caller's transaction.")
+        if external:  # reset's transaction: the tables are its own, so a plain index build blocks nobody
+            with plain_index_builds(migration_context.connection, which):
+                yield
+            return
         blocks.committed = True
         with original():
             # Not retried from here on (part of the run is committed): the whole budget, for a concurrent
@@ -372,6 +399,11 @@ def failure_message(exc, step, start, race, writes=True):
         advice = privilege_problem(exc, reading=not writes)
         return f"{which} failed. {advice} {nothing_applied(start)}".strip() if writes else advice
     message = " ".join(str(exc.orig).split())
+    if getattr(exc.orig, "pgcode", None) in (DUPLICATE_TABLE, DUPLICATE_OBJECT) and start == "base":
+        return (f"{which} failed: {message}. {nothing_applied(start)} The database has the tables already but "
+                "records no revision (its alembic_version table is gone or empty): if they are the schema of a "
+                "revision, record it with `python db_manage.py stamp REVISION` (head, usually) instead of running "
+                "the migrations again.")
     return f"{which} failed: {message}. {nothing_applied(start)}"
 
 

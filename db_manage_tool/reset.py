@@ -117,13 +117,13 @@ def reset_database(yes):
         click.echo(f"Note: {exc} The reset was undone and runs again in two steps: the drops are committed "
                    "first, then the migrations run as `upgrade` does.", err=True)
         atomic = False
-        revision, mark = drop_and_migrate(yes=True, atomic=False)  # the user confirmed these drops already
+        revision, mark = drop_and_migrate(yes, atomic=False, confirmed=True)  # the drops listed above
     except OutOfLocks:  # undone; on an empty database the migrations can commit in steps
         click.echo("Note: the drops and the migrations together need more locks than one transaction may hold on "
                    "this server: the reset was undone and runs again in steps (the drops, then the migrations as "
                    "`upgrade` does on an empty database). Should it stop midway, run reset again.", err=True)
         atomic = False
-        revision, mark = drop_and_migrate(yes=True, atomic=False)
+        revision, mark = drop_and_migrate(yes, atomic=False, confirmed=True)
     else:
         if needed <= budget and not atomic and not stepwise:
             click.echo(f"Note: {migrations_directory() / 'env.py'} is not db_manage's: the drops were committed "
@@ -138,15 +138,16 @@ def reset_database(yes):
     return revision
 
 
-def drop_and_migrate(yes, atomic):
-    """Drop every object after confirmation, and migrate to head in the same transaction when atomic;
-    return (revision or None when not atomic, the protected mark)."""
+def drop_and_migrate(yes, atomic, confirmed=False):
+    """Drop every object after confirmation (unless confirmed already), and migrate to head in the same
+    transaction when atomic; return (revision or None when not atomic, the protected mark)."""
     revision = None
     with engine().connect() as connection, connection.begin():
         end_with_client(connection)  # killed midway, the drops end and roll back within a second
         mark = recorded_environment(connection)  # a protected mark survives an authorised reset
         drops, summary = drop_plan(connection)
-        confirm(f"Reset {describe_database()}: DROP everything below, then migrate to head.\n{summary}", yes)
+        if not confirmed:
+            confirm(f"Reset {describe_database()}: DROP everything below, then migrate to head.\n{summary}", yes)
         if atomic:
             for statement in drops:
                 execute_composed(connection, statement)

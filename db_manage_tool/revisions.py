@@ -100,7 +100,7 @@ def ensure_known(script, current):
         raise Failure(
             f"The database records revision {', '.join(lost)}, but no file in migrations/versions has it. "
             "Likely causes: a migration from another branch was applied to this database, or its file was "
-            "deleted or renamed. Two ways out: check out the code that has it and run `python db_manage.py "
+            "deleted or renamed. Three ways out: check out the code that has it and run `python db_manage.py "
             "downgrade` there to a revision this checkout knows; or, if the tables already match a known revision, "
             "record it with `python db_manage.py stamp --purge REVISION` (stamp changes no table); or, if the "
             "history was deleted on purpose to start over, empty the database with `python db_manage.py reset`. "
@@ -190,3 +190,109 @@ def ensure_range_direction(script, command, revision_range):
     if len(walked) == 1 and start == end:
         raise Failure(f"{command} {revision_range} --sql has nothing to render: FROM and TO are the same revision; "
                       f"give FROM:TO with TO {'above' if command == 'upgrade' else 'below'} FROM.")
+
+
+# The message `migrate` gives the revision that holds a model edit's zero-downtime steps (safe_forms.py).
+STEPS_MESSAGE = re.compile(r"^(?P<message>.*) \(steps that keep .+ writable\)$")
+
+
+def second_halves(script):
+    """Return {second: first} for each pair of revisions one `migrate` wrote: the model edit, then its
+    zero-downtime steps. downgrade, upgrade +N, history and status count such a pair as one step."""
+    halves = {}
+    for second in script.walk_revisions():
+        match = STEPS_MESSAGE.match(second.doc or "")
+        if match and isinstance(second.down_revision, str):
+            first = script.get_revision(second.down_revision)
+            if first.doc == match["message"] and first.nextrev == frozenset({second.revision}):
+                halves[second.revision] = first.revision
+    return halves
+
+
+def relative_steps(command, revision):
+    """Return N for a relative REVISION (`-N`, or none, for downgrade; `+N` for upgrade), else None."""
+    sign = "-" if command == "downgrade" else "+"
+    if revision is None:
+        return 1 if command == "downgrade" else None
+    match = re.fullmatch(re.escape(sign) + r"(\d+)", revision)
+    return int(match[1]) if match and int(match[1]) > 0 else None
+
+
+def whole_step_target(script, current, command, steps):
+    """Return the revision (or "base") that `steps` steps down or up from current reach when each pair of
+    second_halves() is one step, or None where Alembic's own count is the same or the walk is not linear."""
+    halves = second_halves(script)
+    if not halves or len(current) > 1:
+        return None
+    at, crossed = (current[0] if current else None), False
+    for _ in range(steps):
+        if command == "downgrade":
+            if at is None:
+                raise fewer_steps(command, steps)
+            if at in halves:
+                at, crossed = halves[at], True
+            down = script.get_revision(at).down_revision
+            if not (down is None or isinstance(down, str)):
+                return None  # a merge point: Alembic's relative steps decide
+            at = down
+        else:
+            children = (set(script.get_bases()) if at is None else script.get_revision(at).nextrev)
+            if not children:
+                raise fewer_steps(command, steps)
+            if len(children) != 1:
+                return None
+            (at,) = children
+            second = next((s for s, f in halves.items() if f == at), None)
+            if second is not None:
+                at, crossed = second, True
+    if not crossed:
+        return None
+    return at or "base"
+
+
+def fewer_steps(command, steps):
+    """Return the Failure for a relative step past base or head, in the words of errors.ALEMBIC_MESSAGES."""
+    sign = "-" if command == "downgrade" else "+"
+    return Failure(f"There are fewer than {steps} migrations to go through from where the database is (step "
+                   f"{sign}{steps}): `python db_manage.py history` lists them; `downgrade base` reverts every one.")
+
+
+def history_lines(script):
+    """Return `history`'s lines, newest first, as Alembic writes them, each pair of second_halves() one line:
+    `parent -> first -> second (head), message`."""
+    ensure_acyclic(script)
+    halves = second_halves(script)
+    firsts = set(halves.values())
+    lines = []
+    for revision in script.walk_revisions():
+        if revision.revision in firsts:
+            continue
+        line = revision.cmd_format(False, include_branches=True, include_doc=True, include_parents=True)
+        first = script.get_revision(halves[revision.revision]) if revision.revision in halves else None
+        if first is not None:
+            parents = first.cmd_format(False, include_branches=True, include_parents=True, tree_indicators=False)
+            tail = revision.cmd_format(False, include_branches=True)
+            line = f"{parents} -> {tail}, {first.doc}"
+        lines.append(line)
+    return lines
+
+
+def show_history():
+    """Print the migrations, newest first: a model edit that `migrate` wrote as two revisions is one line."""
+    import click
+
+    from .migration_hooks import script_directory
+
+    for line in history_lines(script_directory()):
+        click.echo(line)
+
+
+def pending_steps(script, waiting):
+    """Return the pending revisions grouped into steps: [(revisions, message)], a pair of second_halves() one."""
+    halves, steps = second_halves(script), []
+    for item in waiting:
+        if steps and halves.get(item["revision"]) == steps[-1][0][-1]:
+            steps[-1][0].append(item["revision"])
+        else:
+            steps.append(([item["revision"]], item["message"]))
+    return steps

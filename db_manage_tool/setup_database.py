@@ -26,6 +26,7 @@ def setup_database():
     """Create the database, init the migrations folder if missing, upgrade; write an initial revision only
     when there is no revision at all, else report how the models differ from the migrated database."""
     ensure_database(database_url())
+    ensure_history_here()
     ensure_migrations_folder(TEMPLATE)
     note = foreign_environment_note(migrations_directory())
     if note:
@@ -49,6 +50,19 @@ def ensure_database(url):
     created = dbadmin.create_database(url)
     if name not in CREATED:  # else said as the application loaded
         click.echo(f"Database {name!r}: {'created' if created else 'exists'}.", err=True)
+
+
+def ensure_history_here():
+    """Refuse to start a new history on a database that records a revision, when the migrations folder is missing."""
+    directory = migrations_directory()
+    if directory.is_dir() and any(directory.iterdir()):
+        return
+    with engine().connect() as connection:
+        revision = current_revision(connection)
+    if revision:
+        raise Failure(f"The database records revision {revision}, but there is no migrations folder at {directory}: "
+                      "run the command from the project that holds its history (or point --directory at its "
+                      "migrations folder); a new history would not match this database. Nothing was changed.")
 
 
 def ensure_migrations_folder(template):

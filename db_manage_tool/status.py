@@ -79,9 +79,10 @@ def show_status(as_json):
     click.echo(f"Config:     {state['config']}")
     click.echo(f"Revision:   {revision}{' (head)' if at_head and state['current'] else ''}")
     click.echo(f"Heads:      {', '.join(state['heads']) or 'none'}")
-    click.echo(f"Pending:    {len(state['pending']) or 'none'}")
-    for item in state["pending"]:
-        click.echo(f"  {item['revision']}  {item['message']}")
+    steps = revisions.pending_steps(script_directory(), state["pending"])  # one migrate's pair is one step
+    click.echo(f"Pending:    {len(steps) or 'none'}")
+    for names, message in steps:
+        click.echo(f"  {' -> '.join(names)}  {message}")
     click.echo(f"Tables:     {len(state['tables'])}")
     width = max((len(t["schema"]) + len(t["name"]) for t in state["tables"]), default=0) + 1
     for t in state["tables"]:

@@ -1,10 +1,13 @@
 """Revisions with an autocommit_block (CREATE INDEX CONCURRENTLY) on a busy database, and in reset."""
-import threading
+import subprocess
+import sys
 import time
+from contextlib import contextmanager
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
+from conftest import cli_env
 from db_manage_tool.migration_safety import MIGRATION_LOCK_KEY
 
 NICKNAME = """\"\"\"Add a nickname.
@@ -60,22 +63,40 @@ def write_revisions(project, head_revision):
     (versions / "aaaa00000002_index.py").write_text(CONCURRENT)
 
 
-def busy(url, seconds):
-    """Run a query of `seconds` on another connection (a report, say), in a thread; return the thread."""
-    started = threading.Event()
+@contextmanager
+def report(url):
+    """Hold a transaction with a snapshot open on another connection (a long report, say) until the block ends."""
+    engine = create_engine(url, poolclass=NullPool)
+    with engine.connect() as connection:
+        connection.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+        connection.execute(text("SELECT 1 FROM posts LIMIT 1"))  # its snapshot lasts until the rollback
+        yield connection
+        connection.rollback()
+    engine.dispose()
 
-    def run():
-        engine = create_engine(url, poolclass=NullPool)
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1 FROM posts LIMIT 1"))  # an open transaction with a snapshot
-            started.set()
-            connection.execute(text("SELECT pg_sleep(:s)"), {"s": seconds})
-        engine.dispose()
 
-    thread = threading.Thread(target=run)
-    thread.start()
-    started.wait(10)
-    return thread
+def start(project, url, *args, env=None):
+    """Start db_manage.py ARGS in the background; return the process."""
+    return subprocess.Popen([sys.executable, "db_manage.py", *args], cwd=project, env=cli_env(url, env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(database, query, process=None, timeout=120, **params):
+    """Poll query until it returns a true value; fail after timeout seconds, or when process has ended."""
+    deadline = time.monotonic() + timeout
+    while not database.scalar(query, **params):
+        assert time.monotonic() < deadline, f"never true: {query}"
+        assert process is None or process.poll() is None, process.communicate()
+        time.sleep(0.05)
+
+
+# A session of this database waiting for another transaction to end (a concurrent build's wait), or for a lock.
+WAITS_FOR_A_TRANSACTION = ("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                           "WHERE NOT l.granted AND l.locktype IN ('virtualxid', 'transactionid') "
+                           "AND a.datname = current_database()")
+WAITS_FOR_TABLE = ("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                   "WHERE NOT l.granted AND l.locktype = 'relation' AND l.relation = to_regclass(:table) "
+                   "AND a.datname = current_database()")
 
 
 def index_valid(database, name):
@@ -83,21 +104,23 @@ def index_valid(database, name):
     return database.scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(:name)", name=name)
 
 
-def test_a_concurrent_build_waits_for_older_transactions_within_the_whole_budget(cli, project, database,
+def test_a_concurrent_build_waits_for_older_transactions_within_the_whole_budget(project, database,
                                                                                  head_revision):
     write_revisions(project, head_revision)
-    report = busy(database.url, 3)  # CREATE INDEX CONCURRENTLY waits for it: longer than one 1 s attempt
-    result = cli("upgrade")
-    report.join()
-    assert result.returncode == 0, result.stderr
+    with report(database.url):
+        upgrade = start(project, database.url, "upgrade")
+        wait_for(database, WAITS_FOR_A_TRANSACTION, upgrade)  # CREATE INDEX CONCURRENTLY waits for the report
+        time.sleep(2)  # longer than one 1 s attempt: the build is not cut by an attempt's lock_timeout
+        assert upgrade.poll() is None, upgrade.communicate()
+    _, stderr = upgrade.communicate(timeout=120)
+    assert upgrade.returncode == 0, stderr
     assert database.revision() == "aaaa00000002" and index_valid(database, "ix_users_nickname") is True
 
 
 def test_a_failure_after_an_autocommit_block_says_what_was_committed(cli, project, database, head_revision):
     write_revisions(project, head_revision)
-    report = busy(database.url, 12)  # longer than the command's start-up on a loaded machine plus its 1.5 s budget
-    result = cli("upgrade", env={"MIGRATION_LOCK_TIMEOUT": "1.5"})
-    report.join()
+    with report(database.url):  # open until the command has given up: it waits for it, past its 1.5 s budget
+        result = cli("upgrade", env={"MIGRATION_LOCK_TIMEOUT": "1.5"})
     message = result.stderr.strip().splitlines()[-1]
     assert result.returncode == 1
     assert "Nothing was applied" not in message, result.stderr
@@ -106,31 +129,70 @@ def test_a_failure_after_an_autocommit_block_says_what_was_committed(cli, projec
     assert database.revision() == "aaaa00000001" and index_valid(database, "ix_users_nickname") is False
 
 
-def test_reset_runs_revisions_with_an_autocommit_block_in_two_steps(cli, project, database, head_revision):
+def test_reset_runs_a_concurrent_index_build_inside_its_one_transaction(cli, project, database, head_revision):
     write_revisions(project, head_revision)
     assert cli("upgrade").returncode == 0
     database.execute("INSERT INTO users (username, email) VALUES ('gone', 'gone@example.com')")
     result = cli("reset", "--yes")
     assert result.returncode == 0, result.stderr
-    assert "runs again in two steps" in result.stderr
+    assert "two steps" not in result.stderr and result.stderr.count("DROP everything below") == 1, result.stderr
+    assert result.stderr.count("Running upgrade aaaa00000001 -> aaaa00000002") == 1
     assert database.revision() == "aaaa00000002" and index_valid(database, "ix_users_nickname") is True
     assert database.scalar("SELECT count(*) FROM users") == 0
 
 
-def test_waiting_for_the_migration_lock_does_not_spend_the_lock_timeout(cli, project, database, head_revision):
+def test_a_reset_whose_last_revision_fails_after_a_concurrent_build_is_undone_whole(cli, project, database,
+                                                                                   head_revision):
+    write_revisions(project, head_revision)
+    assert cli("upgrade").returncode == 0
+    database.execute("INSERT INTO users (username, email) VALUES ('kept', 'kept@example.com')")
+    failing = CONCURRENT.replace("aaaa00000002", "aaaa00000003").replace("Revises: aaaa00000001",
+                                                                          "Revises: aaaa00000002")
+    failing = failing.replace('down_revision = "aaaa00000001"', 'down_revision = "aaaa00000002"')
+    failing = failing.replace('op.create_index("ix_users_nickname", "users", ["nickname"]',
+                              'op.create_index("ix_users_nothing", "users", ["no_such_column"]')
+    (project / "migrations" / "versions" / "aaaa00000003_broken.py").write_text(failing)
+    result = cli("reset", "--yes")
+    assert result.returncode == 1 and "The reset was undone" in result.stderr, result.stderr
+    assert database.revision() == "aaaa00000002" and index_valid(database, "ix_users_nickname") is True
+    assert database.scalar("SELECT username FROM users") == "kept", "the drops were undone with the rest"
+
+
+def test_reset_runs_a_block_that_needs_its_own_commit_in_two_steps_listing_the_drops_once(cli, project, database,
+                                                                                         head_revision):
+    write_revisions(project, head_revision)
+    versions = project / "migrations" / "versions"
+    source = (versions / "aaaa00000002_index.py").read_text()
+    (versions / "aaaa00000002_index.py").write_text(source.replace(
+        'postgresql_concurrently=True)\n\n\ndef downgrade',
+        'postgresql_concurrently=True)\n        op.execute("VACUUM users")\n\n\ndef downgrade', 1))
+    assert cli("upgrade").returncode == 0
+    database.execute("INSERT INTO users (username, email) VALUES ('gone', 'gone@example.com')")
+    result = cli("reset", "--yes")
+    assert result.returncode == 0, result.stderr
+    assert "(VACUUM users)" in result.stderr and "runs again in two steps" in result.stderr, result.stderr
+    assert result.stderr.count("DROP everything below") == 1 and result.stderr.count("(emptied)") == 1
+    assert database.revision() == "aaaa00000002" and index_valid(database, "ix_users_nickname") is True
+    assert database.scalar("SELECT count(*) FROM users") == 0
+
+
+def test_waiting_for_the_migration_lock_does_not_spend_the_lock_timeout(project, database, head_revision):
     (project / "migrations" / "versions" / "aaaa00000001_nickname.py").write_text(NICKNAME.format(down=head_revision))
     engine = create_engine(database.url, poolclass=NullPool)
     with engine.connect() as deploy, engine.connect() as reader:
-        deploy.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})  # another deploy, 4 s
+        deploy.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})  # another deploy
         deploy.commit()
-        reader.execute(text("SELECT 1 FROM users LIMIT 1"))  # holds users until 5 s
-        threading.Timer(4, lambda: (deploy.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY}),
-                                    deploy.commit())).start()
-        threading.Timer(5, reader.rollback).start()
-        started = time.monotonic()
-        result = cli("upgrade", env={"MIGRATION_LOCK_TIMEOUT": "3"})  # 3 s from the lock on: enough
-        time.sleep(max(0.0, 5.5 - (time.monotonic() - started)))
+        reader.execute(text("SELECT 1 FROM users LIMIT 1"))  # holds users until the upgrade waits for it
+        upgrade = start(project, database.url, "upgrade", env={"MIGRATION_LOCK_TIMEOUT": "3"})
+        wait_for(database, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND application_name LIKE '%(waiting for the migration lock)'", upgrade)
+        time.sleep(4)  # waited longer than its whole 3 s budget, which is not spent yet: it starts at the lock
+        deploy.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
+        deploy.commit()
+        wait_for(database, WAITS_FOR_TABLE, upgrade, table="users")  # the ALTER waits behind the reader: the budget counts
+        reader.rollback()
+        _, stderr = upgrade.communicate(timeout=120)
     engine.dispose()
-    assert result.returncode == 0, result.stderr
-    assert "Waiting for another migration" in result.stderr
+    assert upgrade.returncode == 0, stderr
+    assert "Waiting for another migration" in stderr
     assert database.revision() == "aaaa00000001"

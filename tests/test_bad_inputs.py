@@ -113,6 +113,46 @@ def dump_of_another_project(project, url, tmp_path):
         dbadmin.drop_database(other)
 
 
+ON_HEAD = EMPTY_REVISION.format(message="On top of head.", revision="b2a2c2d2e2f2", revises="3e1dd673592b",
+                                down="3e1dd673592b")
+RAISES = ON_HEAD.replace("def upgrade():\n    pass",
+                         'def upgrade():\n    raise ValueError("the data is not what I expected")')
+BAD_SQL = ON_HEAD.replace("def upgrade():\n    pass",
+                          "def upgrade():\n    from alembic import op\n"
+                          '    op.execute("CREATE TABLE half_done (id int)")\n'
+                          '    op.execute("UPDATE users SET WHERE")')
+NO_UPGRADE = ON_HEAD.replace("def upgrade():\n    pass\n", "")
+NO_REVISION_LINE = ON_HEAD.replace('revision = "b2a2c2d2e2f2"\n', "")
+SAME_START = ON_HEAD.replace("b2a2c2d2e2f2", "3e1aaaaaaaaa")  # its id starts as head's does
+FACTORY = '''def create_app():
+    raise RuntimeError("config missing: SOMETHING_URL")
+
+
+def make_none():
+    return None
+'''
+ENV_PY_SYNTAX_ERROR = "from alembic import context\ndef run(:\n"
+
+
+def on_database(sql):
+    """Return a preparation that runs sql on the test's database (the table then takes that state as 'before')."""
+    def prepare(project, url, tmp_path):
+        Database(url).execute(sql)
+    return prepare
+
+
+def behind_with_an_empty_env_py(project, url, tmp_path):
+    """Take the database one revision down, then empty env.py: an upgrade would run nothing."""
+    done = subprocess.run([sys.executable, "db_manage.py", "downgrade"], cwd=project, env=cli_env(url),
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    (project / "migrations" / "env.py").write_text("")
+
+
+UNKNOWN_REVISION_RECORDED = on_database("UPDATE alembic_version SET version_num = 'feedfacecafe'")
+TABLES_WITHOUT_A_RECORD = on_database("DROP TABLE alembic_version")
+
+
 CASES = [
     # Usage errors (exit 2): the command line itself is wrong.
     Case("unknown-command", ("frobnicate",), 2, "No such command"),
@@ -287,6 +327,73 @@ CASES = [
     Case("app-missing-factory", ("--app", "run:nope()", "status"), 1, "FLASK_APP"),
     Case("app-import-error", ("status",), 1, "failed to import",
          prepare=write("run.py", "import no_such_module_here\n")),
+    # A hostile review (issue 25): revision arguments that cannot mean anything.
+    Case("upgrade-below-base", ("upgrade", "base-1"), 2, "lies below base"),
+    Case("downgrade-below-base", ("downgrade", "base-1"), 2, "lies below base"),
+    Case("downgrade-above-head", ("downgrade", "head+1"), 2, "lies above head"),
+    Case("upgrade-step-zero", ("upgrade", "+0"), 2, "a step of zero"),
+    Case("downgrade-step-zero", ("downgrade", "-0"), 2, "a step of zero"),
+    Case("upgrade-step-down", ("upgrade", "--", "-1"), 2, "upgrade goes up"),
+    Case("lint-step", ("lint", "--", "-1"), 2, "lint takes revisions"),
+    Case("lint-range", ("lint", "base:head"), 2, "lint takes revisions, not a range"),
+    Case("upgrade-ambiguous-prefix", ("upgrade", "3e1"), 1, "'3e1' is the start of several revisions",
+         prepare=write("migrations/versions/3e1a_same_start.py", SAME_START)),
+    Case("downgrade-past-head-from-a-revision", ("downgrade", "3e1dd673592b+1"), 1, "beyond the ends of the history"),
+    Case("upgrade-unknown-branch-label", ("upgrade", "mybranch@head"), 1, "No migration file has the revision 'mybranch'"),
+    Case("upgrade-unicode-revision", ("upgrade", "héad"), 1, "No migration file has the revision 'héad'"),
+    Case("stamp-two-revisions", ("stamp", "3e1dd673592b", "007244e3075d"), 2, "unexpected extra argument"),
+    Case("lint-unknown-revision", ("lint", "nosuch"), 1, "No migration file has the revision 'nosuch'"),
+    # Revision files that are not whole, or fail when run: rolled back, named.
+    Case("revision-file-without-revision-line", ("status",), 1, "has no `revision = \"...\"` line",
+         prepare=write("migrations/versions/b2_on_head.py", NO_REVISION_LINE)),
+    Case("revision-file-empty", ("upgrade",), 1, "or is empty", prepare=write("migrations/versions/b2_on_head.py", "")),
+    Case("revision-without-upgrade", ("upgrade",), 1, "has no upgrade() function",
+         prepare=write("migrations/versions/b2_on_head.py", NO_UPGRADE)),
+    Case("upgrade-raises-value-error", ("upgrade",), 1,
+         "ValueError: the data is not what I expected. Nothing was applied",
+         prepare=write("migrations/versions/b2_on_head.py", RAISES)),
+    Case("upgrade-invalid-sql", ("upgrade",), 1, "Nothing was applied: the database is still at 3e1dd673592b",
+         prepare=write("migrations/versions/b2_on_head.py", BAD_SQL)),
+    Case("migrate-with-pending-revision", ("migrate", "Add things"), 1,
+         "Apply them first with `python db_manage.py upgrade`",
+         prepare=write("migrations/versions/b2_on_head.py", ON_HEAD)),
+    Case("upgrade-with-an-empty-env-py", ("upgrade",), 1, "ran no migration", prepare=behind_with_an_empty_env_py),
+    # The database records a revision no file has, or none while its tables exist.
+    *[Case(f"recorded-revision-unknown-{'-'.join(args)}", args, 1, "stamp --purge REVISION",
+           prepare=UNKNOWN_REVISION_RECORDED)
+      for args in (("upgrade",), ("check",), ("current",), ("setup",), ("migrate", "Add a column"),
+                   ("status", "--json"), ("stamp", "head"))],
+    *[Case(f"two-rows-on-one-line-{args[0]}", args, 1, "stamp --purge REVISION",
+           prepare=on_database("INSERT INTO alembic_version VALUES ('007244e3075d')"))
+      for args in (("upgrade",), ("status",), ("downgrade", "-1"))],
+    Case("tables-without-a-recorded-revision", ("upgrade",), 1, "stamp REVISION", prepare=TABLES_WITHOUT_A_RECORD),
+    Case("status-json-missing-database", ("status", "--json"), 1, "`python db_manage.py setup`",
+         env=with_url("DATABASE_URL", lambda u: u.set(database=u.database + "_missing"))),
+    # The application.
+    Case("app-factory-raises", ("--app", "bad_factory:create_app()", "status"), 1,
+         "failed to start: RuntimeError: config missing", prepare=write("bad_factory.py", FACTORY)),
+    Case("app-factory-returns-none", ("--app", "bad_factory:make_none()", "upgrade"), 1, "No Flask application found",
+         prepare=write("bad_factory.py", FACTORY)),
+    Case("app-package-without-app", ("--app", "app/models", "status"), 1, "No Flask application found"),
+    Case("url-sqlite", ("status",), 1, "PostgreSQL only", env={"DATABASE_URL": "sqlite:///app.db"}),
+    # The migrations folder.
+    Case("upgrade-without-env-py", ("upgrade",), 1, "has no env.py",
+         prepare=lambda project, url, tmp_path: (project / "migrations" / "env.py").unlink()),
+    Case("revision-without-env-py", ("revision", "Add a thing"), 1, "has no env.py",
+         prepare=lambda project, url, tmp_path: (project / "migrations" / "env.py").unlink()),
+    Case("upgrade-env-py-does-not-compile", ("upgrade",), 1, "does not compile",
+         prepare=write("migrations/env.py", ENV_PY_SYNTAX_ERROR)),
+    Case("adopt-env-py-does-not-compile", ("adopt",), 1, "adopt --force",
+         prepare=write("migrations/env.py", ENV_PY_SYNTAX_ERROR)),
+    Case("adopt-without-migrations", ("adopt",), 1, "There is no migrations folder",
+         prepare=lambda project, url, tmp_path: shutil.rmtree(project / "migrations")),
+    Case("init-under-a-file", ("--directory", "run.py/sub", "init"), 1, "Not a directory"),
+    Case("directory-is-a-file", ("--directory", "run.py", "init"), 1, "give --directory a folder"),
+    Case("status-without-migrations-folder", ("status",), 1, "There is no migrations folder at",
+         prepare=lambda project, url, tmp_path: shutil.rmtree(project / "migrations")),
+    Case("setup-without-migrations-on-a-database-with-history", ("setup",), 1,
+         "records revision 3e1dd673592b, but there is no migrations folder",
+         prepare=lambda project, url, tmp_path: shutil.rmtree(project / "migrations")),
 ]
 
 
@@ -319,6 +426,14 @@ def test_ssl_asked_of_a_server_without_it_is_one_sentence(cli, server_url, datab
         pytest.skip("the test server accepts SSL")
     assert result.returncode == 1 and "remove sslmode from the URL, or enable SSL" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and "Unexpected" not in result.stderr
+
+
+def test_setup_writes_no_new_history_for_a_database_that_has_one(cli, project, database, head_revision):
+    shutil.rmtree(project / "migrations")
+    result = cli("setup")
+    assert result.returncode == 1 and "Please use" not in result.stderr, result.stderr
+    assert not (project / "migrations").exists(), "no folder, no revision written"
+    assert database.revision() == head_revision
 
 
 def test_init_says_what_comes_next_and_refuses_a_second_time(cli, project):

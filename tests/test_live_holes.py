@@ -162,12 +162,12 @@ def downgrade():
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL, signal.SIGINT], ids=["SIGTERM", "SIGKILL", "Ctrl-C"])
 def test_a_killed_upgrade_applies_nothing_and_leaves_no_child(project, database, head_revision, signum):
-    (project / "migrations" / "versions" / "51e5105105fe_slow.py").write_text(SLOW)
+    (project / "migrations" / "versions" / "51e5105105fe_slow.py").write_text(SLOWER)
     wrapper = subprocess.Popen([sys.executable, "db_manage.py", "upgrade"], cwd=project, env=cli_env(database.url),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not database.scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep(4)%'"):
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep(600)%'"):
         time.sleep(0.1)
     children = [int(pid) for pid in Path(f"/proc/{wrapper.pid}/task/{wrapper.pid}/children").read_text().split()]
     assert children, "the upgrade runs in a child process"
@@ -177,12 +177,17 @@ def test_a_killed_upgrade_applies_nothing_and_leaves_no_child(project, database,
     if signum == signal.SIGTERM:
         assert "Stopped by SIGTERM" in stderr and "Traceback" not in stderr
     if signum == signal.SIGINT:
-        assert "Error: Interrupted (Ctrl-C)" in stderr and "Traceback" not in stderr
-    time.sleep(5)  # past the revision's own four seconds: a child left behind would have committed by now
+        assert "Error: Interrupted (Ctrl-C)" in stderr and "Traceback" not in stderr and "Aborted" not in stderr
+    # No child may run on: wait until none does and its session is gone. The 600 s statement is never waited
+    # out: Ctrl-C cancels it on the server, and a stopped child's session ends with it.
+    assert wait_until(lambda: not [pid for pid in children if alive(pid)]), "the child ended with the wrapper"
+    assert wait_until(lambda: database.scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep(600)%'"
+    ) == 0), "its session ended too"
     assert database.revision() == head_revision
     assert "public.slow_marker" not in database.tables()
     assert not [pid for pid in children if alive(pid)], "the child ended with the wrapper"
-    assert database.scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep(4)%'") == 0
+    assert database.scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep(600)%'") == 0
 
 
 def alive(pid):
@@ -307,12 +312,13 @@ def test_a_killed_restore_leaves_the_target_as_it_was(cli, project, database, tm
     before = database.counts()
     code, stderr = kill_wrapper_waiting_in(project, database, ("restore", str(dump), "--yes"), "pg_restore", signum)
     assert code == (143 if signum == signal.SIGTERM else -9), stderr
-    time.sleep(1)
+    assert wait_until(lambda: session_of(database, "pg_restore") is None), "pg_restore ended with the wrapper"
     assert database.counts() == before
     assert database.scalar("SELECT count(*) FROM users WHERE username = 'only'") == 1
 
 
 SLOW_RESET = SLOW.replace("pg_sleep(4)", "pg_sleep(30)")
+SLOWER = SLOW.replace("pg_sleep(4)", "pg_sleep(600)")  # far longer than any test waits: never reached
 
 
 def test_a_killed_reset_lets_go_of_its_locks_at_once_and_is_undone(project, database):
@@ -327,6 +333,22 @@ def test_a_killed_reset_lets_go_of_its_locks_at_once_and_is_undone(project, data
     # The reset's transaction holds users (dropped) and waits 30 s: the server ends it within about a second.
     assert wait_until(lambda: database.scalar(sleeping) == 0, timeout=10), "the killed reset's session lives on"
     assert database.scalar("SELECT username FROM users") == "kept"
+
+
+def test_ctrl_c_during_a_long_statement_of_reset_cancels_it_and_undoes_the_reset(project, database):
+    """Ctrl-C cancels the statement on the server (as psql does) instead of waiting for it to end."""
+    (project / "migrations" / "versions" / "51e5105105fe_slow.py").write_text(SLOWER)
+    database.execute("INSERT INTO users (username, email) VALUES ('kept', 'kept@example.com')")
+    wrapper = subprocess.Popen([sys.executable, "db_manage.py", "reset", "--yes"], cwd=project,
+                               env=cli_env(database.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sleeping = ("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND query LIKE 'SELECT pg_sleep(600)%'")
+    assert wait_until(lambda: database.scalar(sleeping)), "the reset reaches the slow revision"
+    os.kill(wrapper.pid, signal.SIGINT)
+    _, stderr = wrapper.communicate(timeout=120)  # far less than the statement's 600 s
+    assert wrapper.returncode == 130, stderr
+    assert "Error: Interrupted (Ctrl-C)" in stderr and "Traceback" not in stderr, stderr
+    assert database.scalar(sleeping) == 0 and database.scalar("SELECT username FROM users") == "kept"
 
 
 def test_a_wrapper_that_ignores_sighup_runs_on_like_its_child(project, database, head_revision):
@@ -366,6 +388,25 @@ def test_ctrl_c_while_the_child_still_imports_the_application_is_one_line(projec
     assert "Error: Interrupted (Ctrl-C)" in stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
     assert database.revision() == head_revision and "public.slow_marker" not in database.tables()
+
+
+def test_ctrl_c_after_revision_wrote_its_file_names_the_file(project, database):
+    """The file Alembic wrote before Ctrl-C (here, during a post-write hook) is named: review it, or delete it."""
+    ini = project / "migrations" / "alembic.ini"
+    hook = "import pathlib, time; pathlib.Path('hooked').touch(); time.sleep(600)"
+    ini.write_text(ini.read_text() + f"\n[post_write_hooks]\nhooks = slow\nslow.type = exec\n"
+                                     f"slow.executable = {sys.executable}\nslow.options = -c \"{hook}\" REVISION_SCRIPT_FILENAME\n")
+    before = set((project / "migrations" / "versions").iterdir())
+    wrapper = subprocess.Popen([sys.executable, "db_manage.py", "revision", "Hooked"], cwd=project,
+                               env=cli_env(database.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert wait_until(lambda: (project / "hooked").exists() or wrapper.poll() is not None), "the hook runs"
+    assert wrapper.poll() is None, wrapper.communicate()
+    os.kill(wrapper.pid, signal.SIGINT)
+    _, stderr = wrapper.communicate(timeout=120)
+    (written,) = set((project / "migrations" / "versions").iterdir()) - before
+    assert wrapper.returncode == 130, stderr
+    assert f"Note: migrations/versions/{written.name} was written before the interruption" in stderr, stderr
+    assert "Error: Interrupted (Ctrl-C)" in stderr and "Traceback" not in stderr
 
 
 def test_a_seed_whose_session_is_terminated_mid_copy_is_one_sentence_and_writes_nothing(project, database):

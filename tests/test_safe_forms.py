@@ -181,3 +181,32 @@ def test_without_a_naming_convention_the_constraints_get_postgresqls_names(tmp_p
     assert down.returncode == 0, down.stderr
     assert database.rows("SELECT 1 FROM pg_constraint WHERE conname = 'table_0002_other_id_fkey'") == []
     assert "other_id" not in database.columns("table_0002")
+
+
+def test_one_migrate_is_one_step_for_downgrade_upgrade_history_and_status(cli, project, database, head_revision):
+    edit_models(project)
+    first, steps = written(project, cli("migrate", "Live edits"))
+    first_id, steps_id = (re.search(r"^revision = '(\w+)'", text, re.MULTILINE).group(1) for text in (first, steps))
+    history = cli("history")
+    assert history.returncode == 0, history.stderr
+    assert history.stdout.splitlines()[0] == f"{head_revision} -> {first_id} -> {steps_id} (head), Live edits"
+    assert len(history.stdout.splitlines()) == len(list((project / "migrations" / "versions").glob("*.py"))) - 1
+    status = cli("status").stdout
+    assert "Pending:    1\n" in status and f"  {first_id} -> {steps_id}  Live edits" in status, status
+
+    assert cli("upgrade", "+1").returncode == 0
+    assert database.revision() == steps_id and catalog(database)["index"] == [(True,)]
+    result = cli("downgrade")
+    assert result.returncode == 0, result.stderr
+    assert database.revision() == head_revision and catalog(database)["index"] == []
+    assert "reviewer_id" not in database.columns("posts")
+
+    assert cli("upgrade").returncode == 0
+    too_far = cli("downgrade", f"-{len(history.stdout.splitlines()) + 1}")
+    assert too_far.returncode == 1 and "fewer than" in too_far.stderr, too_far.stderr
+    assert database.revision() == steps_id
+    assert cli("downgrade", "-2").returncode == 0
+    assert database.revision() != first_id and "reviewer_id" not in database.columns("posts")
+    assert cli("upgrade", first_id).returncode == 0 and database.revision() == first_id, "a revision named: exactly"
+    assert cli("downgrade").returncode == 0, "from the first half, one step down is its parent"
+    assert database.revision() == head_revision

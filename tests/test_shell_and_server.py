@@ -84,6 +84,24 @@ def test_embedded_server_stop_status_start_and_a_race_to_start_it(cli, project, 
         assert embedded.is_running(pgdata)
         assert cli("server", "stop", url=None).returncode == 0
         assert cli("server", "start", url=None).returncode == 0 and embedded.is_running(pgdata)
+
+        # A postmaster.pid left by a crash, whose pid is now another process's (a container restart): never
+        # signalled, not taken for a running server, removed by the next start.
+        saved = (pgdata / "postmaster.pid").read_text()
+        assert cli("server", "stop", url=None).returncode == 0
+        decoy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        try:
+            (pgdata / "postmaster.pid").write_text("\n".join([str(decoy.pid), *saved.splitlines()[1:]]) + "\n")
+            assert "Embedded PostgreSQL: stopped" in cli("server", "status", url=None).stdout
+            stop = cli("server", "stop", url=None)
+            assert stop.returncode == 0 and "was not running" in stop.stdout + stop.stderr, stop.stderr
+            assert decoy.poll() is None, "the other process was left alone"
+            start = cli("server", "start", url=None)
+            assert start.returncode == 0 and f"named pid {decoy.pid}, which is not a PostgreSQL" in start.stderr
+            assert embedded.is_running(pgdata) and decoy.poll() is None
+        finally:
+            decoy.kill()
+            decoy.wait()
     finally:
         embedded.stop(pgdata)
 
