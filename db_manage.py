@@ -77,7 +77,7 @@ def in_app(work, *args, announce=True, create_missing=False, **kwargs):
     from db_manage_tool.interrupts import cancel_statements_on_ctrl_c
     from db_manage_tool.lock_waits import reporting_lock_waits
 
-    cancel_statements_on_ctrl_c()
+    cancel_statements_on_ctrl_c(sigterm=True)
 
     os.chdir(ROOT)  # as `flask db` runs: a relative migrations folder is the project's
     with load_app(announce, create_missing).app_context(), reporting_lock_waits(application_engine().url):
@@ -86,7 +86,13 @@ def in_app(work, *args, announce=True, create_missing=False, **kwargs):
 
 def dotenv_value(name):
     """Return the variable `name` as the project's .flaskenv or .env sets it (.env wins, as with `flask`), else None."""
-    files = [path for path in (os.path.join(ROOT, ".flaskenv"), os.path.join(ROOT, ".env")) if os.path.isfile(path)]
+    named = [os.path.join(ROOT, ".flaskenv"), os.path.join(ROOT, ".env")]
+    files = [path for path in named if os.path.isfile(path)]
+    odd = [path for path in named if os.path.lexists(path) and not os.path.isfile(path)]
+    if odd:
+        from db_manage_tool.dotenv_files import refuse_non_file
+
+        refuse_non_file(odd[0])
     if not files:
         return None
     from dotenv import dotenv_values  # python-dotenv: what `flask` reads these files with
@@ -227,6 +233,22 @@ def reset(yes, then_seed, table, schema):
     from db_manage_tool.reset import reset
 
     in_app(reset, yes, table, schema, then_seed)
+
+
+class FilePath(click.Path):
+    """A file path that refuses an empty value (an unset shell variable), which click would call a folder."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and not value.strip():
+            self.fail("is empty: give a file name.", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+def non_blank(ctx, param, value):
+    """Refuse an empty or blank statement (an unset shell variable would run nothing and succeed)."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("is empty: give a statement, or leave -c out for an interactive psql.")
+    return value
 
 
 def non_empty_paths(ctx, param, values):
@@ -397,7 +419,7 @@ def check():
 
 
 @cli.command()
-@click.option("--output", type=click.Path(dir_okay=False, resolve_path=True),
+@click.option("--output", type=FilePath(dir_okay=False, resolve_path=True),
               help="Markdown file to write.  [default: print the diagram]")
 def erd(output):
     """Draw the models as a Mermaid entity-relationship diagram (no database needed)."""
@@ -407,7 +429,7 @@ def erd(output):
 
 
 @cli.command()
-@click.option("--output", type=click.Path(dir_okay=False, resolve_path=True),
+@click.option("--output", type=FilePath(dir_okay=False, resolve_path=True),
               help="File to write.  [default: backups/backup_YYYYmmdd_HHMMSS.dump]")
 @click.option("--force", is_flag=True, help="Replace the --output file if it exists.  [default: refuse]")
 def backup(output, force):
@@ -418,7 +440,7 @@ def backup(output, force):
 
 
 @cli.command()
-@click.argument("path", type=click.Path(dir_okay=False, resolve_path=True))
+@click.argument("path", type=FilePath(dir_okay=False, resolve_path=True))
 @click.option("--yes", is_flag=True, help="Skip the confirmation.  [default: ask on a terminal, refuse elsewhere]")
 @click.option("--any-revision", is_flag=True,
               help="Restore a backup whose revision no migration file has (--yes does not).  [default: ask]")
@@ -438,7 +460,8 @@ def version():
 
 
 @cli.command()
-@click.option("-c", "--command", "sql", metavar="SQL", help="Run this one statement and exit.  [default: interactive]")
+@click.option("-c", "--command", "sql", metavar="SQL", callback=non_blank,
+              help="Run this one statement and exit.  [default: interactive]")
 def shell(sql):
     """Open psql on the configured database (the password never on its command line)."""
     from db_manage_tool.pgtools import shell
@@ -482,16 +505,19 @@ def server_stop():
 
 
 @cli.command("help")
-@click.argument("command", required=False)
+@click.argument("command", nargs=-1)
 @click.pass_context
 def help_command(ctx, command):
-    """Show the list of commands, or the help of COMMAND."""
-    if command is None:
+    """Show the list of commands, or the help of COMMAND (`help server start` for a server command)."""
+    if not command:
         return click.echo(ctx.parent.get_help())
-    target = cli.get_command(ctx, command)
-    if target is None:
-        raise click.UsageError(f"No such command {command!r}.", ctx)
-    click.echo(target.get_help(click.Context(target, info_name=command, parent=ctx.parent)))
+    target, parent = cli, ctx.parent
+    for depth, name in enumerate(command, 1):
+        target = target.get_command(ctx, name) if isinstance(target, click.Group) else None
+        if target is None:
+            raise click.UsageError(f"No such command {' '.join(command[:depth])!r}.", ctx)
+        parent = click.Context(target, info_name=name, parent=parent)
+    click.echo(target.get_help(parent))
 
 
 def main():

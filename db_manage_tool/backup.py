@@ -1,5 +1,6 @@
 """`backup` and `restore`: pg_dump's custom format, verified before it is kept, restored in one transaction."""
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -118,9 +119,15 @@ def restore(path, yes=False, any_revision=False):
     try:
         run([pg_restore, "--clean", "--if-exists", "--no-owner", "--single-transaction", "--exit-on-error",
              dbname_option(make_url(url).database), str(dump)], url, "pg_restore failed (nothing was restored)")
-    except Failure:
+    except Failure as exc:
         if created:  # leave the server as it was: no empty database behind
             dbadmin.drop_database(url)
+        newer = dumped_by_major(pg_restore, dump)
+        if newer and newer > server_major(url):
+            raise Failure(f"{dump} was made by pg_dump {newer}, and PostgreSQL {server_major(url)} refused what it "
+                          f"wrote ({str(exc).split(': ', 1)[-1]}): restore it into a server of version {newer} or "
+                          f"newer, or make the backup again with a pg_dump {server_major(url)}. Nothing was "
+                          "restored.") from exc
         raise
     if created:
         click.echo(f"Created database {make_url(url).database!r}.", err=True)
@@ -145,6 +152,13 @@ def dump_revisions(pg_restore, dump):
         elif line.startswith("COPY ") and "alembic_version" in line:
             copying = True
     return revisions
+
+
+def dumped_by_major(pg_restore, dump):
+    """Return the major version of the pg_dump that made dump (from its --list header), or None."""
+    listing = subprocess.run([str(pg_restore), "--list", str(dump)], capture_output=True, text=True)
+    match = re.search(r"Dumped by pg_dump version: (\d+)", listing.stdout)
+    return int(match[1]) if match else None
 
 
 def readable_by(dump, url):

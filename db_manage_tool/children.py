@@ -23,9 +23,10 @@ class Stopped(Exception):
 
     expected = True
 
-    def __init__(self, signum):
+    def __init__(self, signum, in_process=False):
         what = "Interrupted (Ctrl-C)" if signum == signal.SIGINT else f"Stopped by {signal.Signals(signum).name}"
-        super().__init__(f"{what}: the running step was stopped with it and has ended; a migration or restore it "
+        super().__init__(f"{what}: the command stopped; a transaction it had open was rolled back." if in_process else
+                         f"{what}: the running step was stopped with it and has ended; a migration or restore it "
                          "had not committed yet was rolled back.")
         self.exit_code = 128 + signum
 

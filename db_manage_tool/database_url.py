@@ -11,8 +11,12 @@ URL_VARIABLES = ("DATABASE_URL", "TEST_DATABASE_URL", "MIGRATION_DATABASE_URL", 
 # user:password@ up to the last @ of the URL (a password may hold an unencoded @), and ?password=.
 # Also in text that merely looks like a URL: a colon or slash missing (postgresql//user:password@host,
 # postgresql:/user:password@host), or no user (postgres:password@host).
-_CREDENTIALS = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*(?::/{1,2}|//)[^:/@\s'\"]*:)[^\s'\"]*@", re.IGNORECASE)
-_BARE_CREDENTIALS = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*:)(?!/)[^\s'\"/@]+@", re.IGNORECASE)
+# Each scheme is looked for where a run of scheme characters begins (the lookbehind), not inside it: a long run
+# of letters would otherwise be scanned again from each of its letters (quadratic).
+_SCHEME = r"(?<![a-z0-9+.-])[a-z][a-z0-9+.-]*"
+_CREDENTIALS = re.compile(r"(?P<head>" + _SCHEME + r"(?::/{1,2}|//)[^:/@\s'\"]*:)[^\s'\"]*@", re.IGNORECASE)
+_BARE_CREDENTIALS = re.compile(r"(?P<head>" + _SCHEME + r":)(?!/)[^\s'\"/@]+@", re.IGNORECASE)
+LONGEST_URL = 4096  # characters: PostgreSQL's whole startup packet is 10,000 bytes
 _QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)[^&\s'\"]*", re.IGNORECASE)
 
 
@@ -22,6 +26,10 @@ class ConfigError(Exception):
 
 def normalise(raw, variable="DATABASE_URL"):
     """Return raw as a SQLAlchemy URL for psycopg2, or raise ConfigError saying what is wrong."""
+    if len(raw) > LONGEST_URL:
+        raise ConfigError(f"{variable} is {len(raw):,} characters long (not shown): no server takes a URL that "
+                          f"long; write it in {LONGEST_URL:,} characters or fewer (a long application_name or "
+                          "options value, perhaps).")
     authority = re.match(r"\s*[a-z][a-z0-9+.-]*://([^/?#]*)", raw, re.IGNORECASE)
     if authority and authority.group(1).count("@") > 1:  # libpq would read the password's tail as the host
         raise ConfigError(f"{variable} has more than one @ before the host (not shown: it holds a password): write "

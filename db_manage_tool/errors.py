@@ -315,7 +315,7 @@ def report(exc):
     """Print exc as one sentence on stderr (with the traceback when verbose) and return its exit code (1, 130)."""
     from .interrupts import cancelled_by_ctrl_c
 
-    if cancelled_by_ctrl_c(exc):
+    if not getattr(exc, "expected", False) and cancelled_by_ctrl_c(exc):  # said already by an expected one
         print("Error: Interrupted (Ctrl-C): the running statement was cancelled and its transaction rolled back.",
               file=sys.stderr)
         return 130

