@@ -67,6 +67,13 @@ def describe(exc):
     if isinstance(exc, configparser.Error):
         return scrub(f"An Alembic configuration file cannot be read ({first_line(str(exc))}): fix migrations/"
                      "alembic.ini, or copy Flask-Migrate's own (`flask db init` writes one in an empty folder).")
+    if isinstance(exc, TypeError) and raised_in(exc, "alembic"):
+        from .revisions import files_with_unquoted_ids
+
+        files = files_with_unquoted_ids()
+        if files:
+            return (f"{', '.join(files)}: its `revision` (or `down_revision`) is not a revision id in quotes: write "
+                    "it as revision = \"ab12cd34ef56\" (down_revision: such an id, a tuple of them, or None).")
     missing = re.fullmatch(r"module '(\w+)' has no attribute '(upgrade|downgrade)'", str(exc))
     if isinstance(exc, AttributeError) and missing and raised_in(exc, "alembic"):
         return (f"The revision file {missing[1].removesuffix('_py')}.py has no {missing[2]}() function: add one "
@@ -351,7 +358,7 @@ def traceback_helps(exc):
         return False
     if _bad_option(str(getattr(exc, "orig", ""))):
         return False
-    if isinstance(exc, (AssertionError, AttributeError, KeyError)) and raised_in(exc, "alembic") and \
+    if isinstance(exc, (AssertionError, AttributeError, KeyError, TypeError)) and raised_in(exc, "alembic") and \
             not describe(exc).startswith("Unexpected "):  # a sentence that says it all (revision files, steps)
         return False
     if type(exc).__name__ in ("RevisionError", "MultipleHeads", "ResolutionError") and "overlaps" in str(exc):

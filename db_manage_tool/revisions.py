@@ -30,17 +30,29 @@ def refuse_duplicate_revisions():
 
 def files_with_revision(revision):
     """Return the revision files (relative to the project) that declare revision, by their text."""
+    folder = versions_folder()
+    declares = re.compile(r"^revision\s*(?::[^=]*)?=\s*['\"]" + re.escape(revision) + r"['\"]", re.MULTILINE)
+    return sorted(os.path.relpath(path) for path in folder.rglob("*.py")
+                  if declares.search(path.read_text(encoding="utf-8", errors="replace")))
+
+
+def files_with_unquoted_ids():
+    """Return the revision files whose `revision` or `down_revision` line holds no quoted id (a number, say)."""
+    unquoted = re.compile(r"^(?:down_)?revision[ \t]*(?::[^=\n]*)?=[ \t]*(?![ \t'\"(\[]|None\b)", re.MULTILINE)
+    return sorted(os.path.relpath(path) for path in versions_folder().rglob("*.py")
+                  if unquoted.search(path.read_text(encoding="utf-8", errors="replace")))
+
+
+def versions_folder():
+    """Return migrations/versions: the application's, or the working folder's outside an application context."""
     from pathlib import Path
 
     try:
         from .application import migrations_directory
 
-        folder = migrations_directory() / "versions"
+        return migrations_directory() / "versions"
     except RuntimeError:  # no application context
-        folder = Path("migrations") / "versions"
-    declares = re.compile(r"^revision\s*(?::[^=]*)?=\s*['\"]" + re.escape(revision) + r"['\"]", re.MULTILINE)
-    return sorted(os.path.relpath(path) for path in folder.rglob("*.py")
-                  if declares.search(path.read_text(encoding="utf-8", errors="replace")))
+        return Path("migrations") / "versions"
 
 
 def current_heads(connection):

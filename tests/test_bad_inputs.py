@@ -381,6 +381,10 @@ CASES = [
     Case("revision-file-without-revision-line", ("status",), 1, "has no `revision = \"...\"` line",
          prepare=write("migrations/versions/b2_on_head.py", NO_REVISION_LINE)),
     Case("revision-file-empty", ("upgrade",), 1, "or is empty", prepare=write("migrations/versions/b2_on_head.py", "")),
+    *[Case(f"revision-id-a-number-{command}", (command,), 1, "is not a revision id in quotes",
+           prepare=write("migrations/versions/b2_on_head.py", ON_HEAD.replace('revision = "b2a2c2d2e2f2"',
+                                                                             "revision = 123")))
+      for command in ("status", "upgrade")],
     Case("revision-without-upgrade", ("upgrade",), 1, "has no upgrade() function",
          prepare=write("migrations/versions/b2_on_head.py", NO_UPGRADE)),
     Case("upgrade-raises-value-error", ("upgrade",), 1,
