@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError
 
 from .application import config_name, lock_timeout, setting, uses_direct_url
 from .dbadmin import end_with_client
-from .errors import INSUFFICIENT_PRIVILEGE, Failure, privilege_problem
+from .errors import INSUFFICIENT_PRIVILEGE, Failure, first_line, privilege_problem
 from .interrupts import cancelled_by_ctrl_c
 from .lock_budget import Steps, is_out_of_locks, lock_table_size, out_of_locks_advice, step_budget
 from .production_guard import OVERRIDE_VARIABLE, refuse_on_production
@@ -130,6 +130,10 @@ def migration_run(connection, environment):
     except DBAPIError as exc:
         if cancelled_by_ctrl_c(exc):  # rolled back: the command stops as interrupted
             raise KeyboardInterrupt from None
+        if blocks.inside and getattr(exc.orig, "pgcode", None) in NEEDS_A_COMMIT:  # the caller runs it in steps
+            which = f"Migration {running.step}" if running.step else "A migration"
+            raise AutocommitInTransaction(f"{which} has an autocommit_block whose statements need a commit of "
+                                          f"their own ({first_line(str(exc.orig))}).") from exc
         start = emptied_again(connection, steps) if steps and steps.committed else start
         start = partly_committed(connection, environment, stepwise) if blocks.committed or stepwise else start
         failed = OutOfLocks if is_out_of_locks(exc) else MigrationFailed
@@ -219,24 +223,27 @@ def behind_pooler(connection):
 
 
 class AutocommitBlocks:
-    """Whether a revision's autocommit_block committed part of the run (which then cannot be retried)."""
+    """Whether a revision's autocommit_block committed part of the run (which then cannot be retried), or ran
+    inside the caller's transaction (whose statements may then need a commit the block would have given)."""
 
     committed = False
+    inside = False
 
 
 # The statements of an autocommit_block that have a plain form to run inside a transaction.
 CONCURRENT_INDEX = re.compile(r"^(\s*(?:CREATE\s+(?:UNIQUE\s+)?INDEX|DROP\s+INDEX))\s+CONCURRENTLY\b", re.IGNORECASE)
 
 
+# What PostgreSQL says of a statement that needs a transaction of its own, or of an enum value used in the
+# transaction that added it: inside reset's transaction, an autocommit_block's statement (or its sequel) did.
+NEEDS_A_COMMIT = ("25001", "55P04")  # active_sql_transaction, unsafe_new_enum_value_usage
+
+
 @contextmanager
-def plain_index_builds(connection, which):
-    """Run the block's concurrent index builds and drops in their plain form, inside the caller's transaction;
-    raise AutocommitInTransaction for any other statement, which may need a commit of its own."""
+def plain_index_builds(connection):
+    """Run the block's concurrent index builds and drops in their plain form, inside the caller's transaction
+    (the other statements as they are: VALIDATE CONSTRAINT, SET NOT NULL... run in a transaction too)."""
     def plain(conn, cursor, statement, parameters, context, executemany):
-        if not CONCURRENT_INDEX.match(statement):
-            raise AutocommitInTransaction(
-                f"{which} has an autocommit_block with a statement that cannot run inside the caller's "
-                f"transaction ({' '.join(statement.split())[:80]}).")
         return CONCURRENT_INDEX.sub(r"\1", statement, count=1), parameters
 
     event.listen(connection, "before_cursor_execute", plain, retval=True)
@@ -261,7 +268,8 @@ def guard_autocommit_blocks(migration_context, pooled, external, running, race):
                 "MIGRATION_DATABASE_URL to a direct connection to the same database, or POOLER_KEEPS_SESSIONS "
                 "= True if the pooler runs in session mode, and run it again. Nothing was applied.")
         if external:  # reset's transaction: the tables are its own, so a plain index build blocks nobody
-            with plain_index_builds(migration_context.connection, which):
+            blocks.inside = True
+            with plain_index_builds(migration_context.connection):
                 yield
             return
         blocks.committed = True
@@ -398,7 +406,7 @@ def failure_message(exc, step, start, race, writes=True):
     if getattr(exc.orig, "pgcode", None) == INSUFFICIENT_PRIVILEGE:
         advice = privilege_problem(exc, reading=not writes)
         return f"{which} failed. {advice} {nothing_applied(start)}".strip() if writes else advice
-    message = " ".join(str(exc.orig).split())
+    message = " ".join(str(exc.orig).split()).rstrip(".")  # its own period would double the sentence's
     if getattr(exc.orig, "pgcode", None) in (DUPLICATE_TABLE, DUPLICATE_OBJECT) and start == "base":
         return (f"{which} failed: {message}. {nothing_applied(start)} The database has the tables already but "
                 "records no revision (its alembic_version table is gone or empty): if they are the schema of a "

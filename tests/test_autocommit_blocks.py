@@ -170,7 +170,8 @@ def test_reset_runs_a_block_that_needs_its_own_commit_in_two_steps_listing_the_d
     database.execute("INSERT INTO users (username, email) VALUES ('gone', 'gone@example.com')")
     result = cli("reset", "--yes")
     assert result.returncode == 0, result.stderr
-    assert "(VACUUM users)" in result.stderr and "runs again in two steps" in result.stderr, result.stderr
+    assert "VACUUM cannot run inside a transaction block" in result.stderr, result.stderr
+    assert "runs again in two steps" in result.stderr
     assert result.stderr.count("DROP everything below") == 1 and result.stderr.count("(emptied)") == 1
     assert database.revision() == "aaaa00000002" and index_valid(database, "ix_users_nickname") is True
     assert database.scalar("SELECT count(*) FROM users") == 0

@@ -210,3 +210,18 @@ def test_one_migrate_is_one_step_for_downgrade_upgrade_history_and_status(cli, p
     assert cli("upgrade", first_id).returncode == 0 and database.revision() == first_id, "a revision named: exactly"
     assert cli("downgrade").returncode == 0, "from the first half, one step down is its parent"
     assert database.revision() == head_revision
+
+
+def test_reset_runs_every_safe_form_inside_its_one_transaction(cli, project, database):
+    edit_models(project)
+    first, steps = written(project, cli("migrate", "Live edits"))
+    steps_id = re.search(r"^revision = '(\w+)'", steps, re.MULTILINE).group(1)
+    assert cli("upgrade").returncode == 0
+    database.execute("INSERT INTO users (username, email) VALUES ('gone', 'gone@example.com')")
+    result = cli("reset", "--yes")
+    assert result.returncode == 0, result.stderr
+    assert "two steps" not in result.stderr and result.stderr.count("DROP everything below") == 1, result.stderr
+    assert database.revision() == steps_id and database.scalar("SELECT count(*) FROM users") == 0
+    after = catalog(database)
+    assert after["index"] == [(True,)] and after["not_null"] is True
+    assert after["constraints"] == {"fk_posts_reviewer_id_users": True, "uq_page_views_url": True}
