@@ -3,6 +3,7 @@ import configparser
 import errno
 import os
 import re
+import signal
 import sys
 import traceback
 
@@ -320,8 +321,12 @@ from .children import INVOCATION_VARIABLE, with_invocation  # noqa: E402,F401  (
 
 def report(exc):
     """Print exc as one sentence on stderr (with the traceback when verbose) and return its exit code (1, 130)."""
-    from .interrupts import cancelled_by_ctrl_c
+    from .interrupts import cancelled_by_ctrl_c, stopped
 
+    if stopped() and not getattr(exc, "expected", False):  # however the stop surfaced (a COPY's failed read)
+        from .children import Stopped
+
+        exc = Stopped(signal.SIGTERM, in_process=True)
     if not getattr(exc, "expected", False) and cancelled_by_ctrl_c(exc):  # said already by an expected one
         print("Error: Interrupted (Ctrl-C): the running statement was cancelled and its transaction rolled back.",
               file=sys.stderr)

@@ -14,6 +14,7 @@ import weakref
 
 CONNECTIONS = weakref.WeakSet()  # the DBAPI connections of every SQLAlchemy pool of this process
 PRESSED = threading.Event()
+STOPPED = threading.Event()  # SIGTERM received: whatever error follows, the command was stopped
 
 
 def cancel_statements_on_ctrl_c(sigterm=False):
@@ -64,7 +65,14 @@ def stop(signum, frame):
     """SIGTERM's handler: stop the command as the wrapper stops a child (its transaction rolls back)."""
     from .children import Stopped
 
+    STOPPED.set()
     raise Stopped(signum, in_process=True)
+
+
+def stopped():
+    """Return True once SIGTERM has stopped the command (an error raised meanwhile is that stop, in other words:
+    psycopg2 reports the stop inside a COPY's read() as a failed COPY)."""
+    return STOPPED.is_set()
 
 
 def pressed():

@@ -630,3 +630,19 @@ def test_a_closed_output_drops_what_would_be_printed_not_the_command(project, da
                             capture_output=True, text=True, preexec_fn=lambda: os.close(closed), timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert database.revision() == all_revisions[-2]["revision"]
+
+
+def test_an_error_raised_by_a_sigterm_stop_is_said_as_the_stop(capsys):
+    """psycopg2 reports SIGTERM's exception inside a COPY's read() as a failed COPY: it is still the stop, exit 143."""
+    from db_manage_tool import interrupts
+    from db_manage_tool.errors import report
+
+    failed_copy = RuntimeError("COPY from stdin failed: error in .read() call: Stopped")
+    assert report(failed_copy) == 1 and "Unexpected RuntimeError" in capsys.readouterr().err
+    interrupts.STOPPED.set()
+    try:
+        assert report(failed_copy) == 143
+    finally:
+        interrupts.STOPPED.clear()
+    said = capsys.readouterr().err
+    assert said.strip() == "Error: Stopped by SIGTERM: the command stopped; a transaction it had open was rolled back."
