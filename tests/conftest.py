@@ -1,7 +1,7 @@
 """Fixtures: a real PostgreSQL (TEST_DATABASE_URL, else the embedded server) and a fresh database per test.
 
-Each test that changes a database gets its own, cloned from a template migrated to head
-once per session. CLI tests run db_manage.py in a temporary copy of the project, so
+Each test that changes a database gets its own, cloned from a template migrated to head by the
+tool's pytest plugin (db_manage_tool/pytest_plugin.py), as a team's tests would. CLI tests run db_manage.py in a temporary copy of the project, so
 the migrations they write never touch the repository's own.
 """
 import os
@@ -22,7 +22,10 @@ from sqlalchemy.pool import NullPool
 
 from app import create_app, db
 from db_manage_tool import dbadmin
-from db_manage_tool.setup_database import upgrade_to_head
+from zygote import Zygote, differs_at_startup
+
+pytest_plugins = ["db_manage_tool.pytest_plugin"]  # a database per test, cloned from a template at head
+os.environ["FLASK_CONFIG"] = "testing"  # the configuration the plugin loads the application in (run.py)
 
 # A suite started in the background (`pytest &` in a script) inherits SIGINT ignored, and so would every command it
 # starts: give them the default a terminal gives, which the Ctrl-C tests send.
@@ -39,9 +42,15 @@ CLEARED_VARIABLES = ("DATABASE_URL", "TEST_DATABASE_URL", "FLASK_CONFIG", "FLASK
 
 
 @pytest.fixture(scope="session")
-def server_url():
-    """The test server's base URL: TEST_DATABASE_URL, else the embedded server's app_test database."""
-    return make_url(create_app("testing").config["SQLALCHEMY_DATABASE_URI"])
+def db_manage_server_url():
+    """The plugin's server: the testing configuration's URL (TEST_DATABASE_URL, else the embedded app_test)."""
+    return create_app("testing").config["SQLALCHEMY_DATABASE_URI"]
+
+
+@pytest.fixture(scope="session")
+def server_url(db_manage_server_url):
+    """The test server's base URL, parsed."""
+    return make_url(db_manage_server_url)
 
 
 def sibling_url(server_url, suffix):
@@ -50,26 +59,15 @@ def sibling_url(server_url, suffix):
 
 
 @pytest.fixture(scope="session")
-def template_url(server_url):
-    """A database migrated to head once per session, that each test clones."""
-    url = sibling_url(server_url, f"template_{os.getpid()}")
-    dbadmin.drop_database(url)
-    dbadmin.create_database(url)
-    app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": url})
-    with app.app_context():
-        upgrade_to_head()
-        db.engine.dispose()
-    yield url
-    dbadmin.drop_database(url)
+def template_url(server_url, db_manage_template):
+    """The plugin's template: a database migrated to head, kept across runs while the history is unchanged."""
+    return server_url.set(database=db_manage_template).render_as_string(hide_password=False)
 
 
 @pytest.fixture
-def database_url(server_url, template_url):
-    """A fresh database at head, cloned from the template and dropped after the test."""
-    url = sibling_url(server_url, uuid.uuid4().hex[:12])
-    dbadmin.create_database(url, template=make_url(template_url).database)
-    yield url
-    dbadmin.drop_database(url)
+def database_url(db_manage_url):
+    """A fresh database at head, cloned from the template and dropped after the test (db_manage_tool.pytest_plugin)."""
+    return db_manage_url
 
 
 @pytest.fixture
@@ -107,15 +105,28 @@ def cli_env(url, extra=None):
     return env
 
 
+@pytest.fixture(scope="session")
+def zygote():
+    """The process that the cli fixture's commands are forked from (tests/zygote.py), stopped at the end."""
+    server = Zygote()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def cli(project, database_url):
-    """Run `python db_manage.py ARGS` in the project copy against this test's database."""
+def cli(project, database_url, zygote):
+    """Run `python db_manage.py ARGS` in the project copy against this test's database.
+
+    The command is forked from a process that has imported Flask, SQLAlchemy and Alembic (tests/zygote.py),
+    unless the interpreter would start differently (python_options, a PYTHON* variable).
+    """
 
     def run(*args, url=database_url, env=None, timeout=120, python_options=()):
-        return subprocess.run(
-            [sys.executable, *python_options, "db_manage.py", *args],
-            cwd=project, env=cli_env(url, env), capture_output=True, text=True, timeout=timeout,
-        )
+        environment = cli_env(url, env)
+        if python_options or differs_at_startup(environment):
+            return subprocess.run([sys.executable, *python_options, "db_manage.py", *args], cwd=project,
+                                  env=environment, capture_output=True, text=True, timeout=timeout)
+        return zygote.run(["db_manage.py", *args], project, environment, timeout)
 
     return run
 
@@ -156,7 +167,10 @@ class Database:
         self.url = url
 
     def _engine(self):
-        return create_engine(self.url, poolclass=NullPool)
+        """One engine per Database, holding no connection between calls (NullPool)."""
+        if getattr(self, "_made", None) is None:
+            self._made = create_engine(self.url, poolclass=NullPool)
+        return self._made
 
     def tables(self):
         """Return {'schema.table'} for every table outside the system schemas."""
@@ -217,9 +231,11 @@ class Database:
 
     def revision(self):
         """Return the revision recorded in alembic_version, or None."""
-        if "public.alembic_version" not in self.tables():
-            return None
-        return self.scalar("SELECT version_num FROM alembic_version")
+        engine = self._engine()
+        with engine.connect() as conn:
+            if conn.execute(text("SELECT to_regclass('public.alembic_version')")).scalar() is None:
+                return None
+            return conn.execute(text("SELECT version_num FROM public.alembic_version")).scalar()
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ def installed(tmp_path_factory):
                                                      if (ROOT / name).is_dir() else {}))
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
             pip = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
-                                  f"{source}[all]", "psycopg2-binary"], capture_output=True, text=True, timeout=600)
+                                  f"{source}[all]", "psycopg2-binary", "pytest>=8,<9.2"], capture_output=True, text=True, timeout=600)
             assert pip.returncode == 0, pip.stdout + pip.stderr
     return venv / "bin"
 
