@@ -67,3 +67,13 @@ def run_quick(server_url, tmp_path, name, script):
         cur.execute("SELECT count(*) FROM pg_database WHERE datname LIKE %s", (f"{server_url.database}_{name}%",))
         assert cur.fetchone()[0] == 0, "the scratch databases are dropped"
     return text
+
+
+def test_the_test_databases_benchmark_runs_in_quick_mode(server_url, tmp_path):
+    """Each strategy is measured on the skeleton, the figures are written, nothing is left behind."""
+    text = run_quick(server_url, tmp_path, "tdb", "benchmarks/test_databases.py")
+    assert "## Test databases" in text and "### the skeleton" in text
+    for figure in ("| plugin: db_manage_url |", "| plugin: db_manage_app |", "| create_all / drop_all per test |",
+                   "| transaction rolled back per test |", "| flask db upgrade per test |",
+                   "| session start, template kept |"):
+        assert figure in text, text
