@@ -27,7 +27,8 @@ import pytest
 # Advisory lock classes (the first of pg_advisory_lock's two keys): a run's clones, a template in use, its build.
 RUN_LOCK, TEMPLATE_LOCK, BUILD_LOCK = 1684172101, 1684172102, 1684172103
 APPLICATION_NAME = "db_manage_tool.pytest_plugin"  # and the run's id: the sessions that hold a run's locks
-PREFIX_LENGTH = 30  # of the base database's name, in every name this plugin gives (PostgreSQL keeps 63 bytes)
+PREFIX_BYTES = 30  # of the base database's name, in every name this plugin gives (PostgreSQL keeps 63 bytes)
+MARK = "made by db_manage_tool.pytest_plugin"  # the comment on each database it makes: it drops no other
 
 
 def pytest_addoption(parser):
@@ -79,16 +80,25 @@ def load_app_on(url):
     application made once, when its module was imported, is bound to url again."""
     from flask.cli import ScriptInfo, load_dotenv
 
+    from .errors import first_line
+
     load_dotenv()
     if not os.environ.get("FLASK_APP") and os.path.isfile("run.py"):
         os.environ["FLASK_APP"] = os.path.abspath("run.py")
     before = os.environ.get("DATABASE_URL")
     os.environ["DATABASE_URL"] = url
+    from flask.cli import NoAppException
+
+    failure = None
     try:
         with imposed_database(url):
             app = ScriptInfo(app_import_path=os.environ.get("FLASK_APP"), set_debug_flag=False).load_app()
+    except NoAppException as exc:
+        failure = f"{first_line(exc.format_message())} (run pytest in the application's folder, or set FLASK_APP)"
     finally:
         os.environ.pop("DATABASE_URL") if before is None else os.environ.update(DATABASE_URL=before)
+    if failure:
+        pytest.fail(failure, pytrace=False)
     if "sqlalchemy" not in app.extensions or "migrate" not in app.extensions:
         pytest.fail(f"The application (FLASK_APP={os.environ.get('FLASK_APP') or 'wsgi.py or app.py'}) does not use "
                     "Flask-SQLAlchemy and Flask-Migrate, which db_manage_tool.pytest_plugin serves.", pytrace=False)
@@ -154,7 +164,7 @@ class Clones:
         from sqlalchemy.engine import make_url
 
         self.server = make_url(server_url)
-        self.prefix = (self.server.database or "test")[:PREFIX_LENGTH]
+        self.prefix = (self.server.database or "test").encode()[:PREFIX_BYTES].decode(errors="ignore")
         self.run = run[:8]
         self.count = 0
         self.stack = ExitStack()
@@ -189,11 +199,19 @@ class Clones:
         return self.execute(sql.SQL("SELECT {}(%s, %s)").format(sql.Identifier(function)), lock_class, key)[0]
 
     def names(self, kind):
-        """Return the names of this prefix's databases of kind ('clone' or 'tpl') on the server."""
+        """Return the names of this prefix's databases of kind ('clone' or 'tpl') that this plugin made."""
         start = f"{self.prefix}_{kind}_"
         with self.holder.cursor() as cur:
-            cur.execute("SELECT datname FROM pg_database WHERE left(datname, %s) = %s", (len(start), start))
+            cur.execute("SELECT datname FROM pg_database WHERE left(datname, %s) = %s "
+                        "AND shobj_description(oid, 'pg_database') = %s", (len(start), start, MARK))
             return [row[0] for row in cur.fetchall()]
+
+    def mark(self, name, connection=None):
+        """Comment database name as made by this plugin."""
+        from psycopg2 import sql
+
+        self.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(MARK)),
+                     connection=connection)
 
     def drop(self, name, connection=None):
         """Drop database name, ending its sessions."""
@@ -224,11 +242,16 @@ class Clones:
         name = f"{self.prefix}_tpl_{key}"
         self.lock("pg_advisory_lock", BUILD_LOCK, lock_key(name))
         try:
-            self.lock("pg_advisory_lock_shared", TEMPLATE_LOCK, lock_key(name))
             exists = self.execute("SELECT 1 FROM pg_database WHERE datname = %s", name)
             if exists and rebuild and self.lock("pg_try_advisory_lock", TEMPLATE_LOCK, lock_key(name + "/rebuilt")):
-                self.drop(name)  # once per run: the first worker rebuilds it, the others find it rebuilt
+                # once per run: the first worker rebuilds it, the others find it rebuilt; never under another run
+                if not self.lock("pg_try_advisory_lock", TEMPLATE_LOCK, lock_key(name)):
+                    pytest.fail(f"--db-manage-rebuild: another test run is using the template {name}; run again "
+                                "when it has finished.", pytrace=False)
+                self.drop(name)
+                self.lock("pg_advisory_unlock", TEMPLATE_LOCK, lock_key(name))
                 exists = None
+            self.lock("pg_advisory_lock_shared", TEMPLATE_LOCK, lock_key(name))
             if not exists:
                 self.build(name)
             self.drop_leftovers(keep=name)
@@ -247,6 +270,7 @@ class Clones:
         self.lock("pg_advisory_lock_shared", TEMPLATE_LOCK, lock_key(building))  # no other run drops it meanwhile
         self.drop(building)
         create_database(self.url(building))
+        self.mark(building)
         app = load_app_on(self.url(building))
         try:
             with app.app_context():
@@ -262,6 +286,7 @@ class Clones:
         self.count += 1
         name = f"{self.prefix}_clone_{self.run}_{os.getpid()}_{self.count}"
         self.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template)))
+        self.mark(name)
         return self.url(name)
 
     def drop_later(self, url):
@@ -305,7 +330,8 @@ def db_manage_server_url(request):
             return normalise(raw, "TEST_DATABASE_URL").render_as_string(hide_password=False)
         return embedded_server_url(request.config.rootpath)
     except ConfigError as exc:
-        failure = str(exc)
+        failure = str(exc) if raw else (f"No TEST_DATABASE_URL is set, and the embedded PostgreSQL cannot serve: "
+                                        f"{exc} Set TEST_DATABASE_URL to a server the tests may create databases on.")
     pytest.fail(failure, pytrace=False)
 
 
@@ -318,16 +344,23 @@ def db_manage_clones(request, db_manage_server_url):
     from .database_url import mask
     from .errors import first_line
 
+    from .database_url import ConfigError, normalise
+
     workerinput = getattr(request.config, "workerinput", {})
     try:
-        clones = Clones(db_manage_server_url, workerinput.get("testrunuid") or uuid.uuid4().hex)
+        server = normalise(str(db_manage_server_url), "db_manage_server_url").render_as_string(hide_password=False)
+        clones = Clones(server, workerinput.get("testrunuid") or uuid.uuid4().hex)
+    except ConfigError as exc:
+        failure = str(exc)
     except (OperationalError, sqlalchemy_errors.OperationalError) as exc:
-        failure = f"The test server ({mask(db_manage_server_url)}) cannot be reached: {first_line(str(getattr(exc, 'orig', exc)))}"
+        where = "check TEST_DATABASE_URL" if os.environ.get("TEST_DATABASE_URL") else "set TEST_DATABASE_URL"
+        failure = (f"The test server ({mask(db_manage_server_url)}) cannot be reached: "
+                   f"{first_line(str(getattr(exc, 'orig', exc)))}; start it, or {where}.")
     else:
         yield clones
         clones.close()
         return
-    pytest.fail(f"{failure}; start it, or set TEST_DATABASE_URL.", pytrace=False)
+    pytest.fail(failure, pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,8 @@ def installed(tmp_path_factory):
     """The bin folder of a virtualenv into which `pip install` put the package (built once for all workers)."""
     if os.environ.get("DB_MANAGE_TEST_PREFIX"):
         return Path(os.environ["DB_MANAGE_TEST_PREFIX"]) / "bin"
-    shared = tmp_path_factory.getbasetemp().parent  # the same folder for every xdist worker
+    base = tmp_path_factory.getbasetemp()  # under xdist, popen-gwN: its parent is this run's, shared by the workers
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     venv = shared / "installed-venv"
     with open(shared / "installed-venv.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

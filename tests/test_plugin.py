@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 
 from conftest import Database
 from db_manage_tool import dbadmin
-from db_manage_tool.pytest_plugin import APPLICATION_NAME
+from db_manage_tool.pytest_plugin import APPLICATION_NAME, MARK, TEMPLATE_LOCK, lock_key
 from test_installed import copy_app, installed  # noqa: F401  (the fixture)
 
 TEAM_TESTS = '''
@@ -48,10 +48,13 @@ def test_the_next_test_starts_empty(db_manage_app, db_manage_url):
 '''
 
 
-def databases(url, prefix):
-    """Return {name: oid} of the databases whose names start with prefix on url's server."""
+def databases(url, prefix, made_by_plugin=True):
+    """Return {name: oid} of the databases whose names start with prefix on url's server (by default only those the
+    plugin made, which it marks with a comment)."""
     with dbadmin.server_connection(url) as conn, conn.cursor() as cur:
-        cur.execute("SELECT datname, oid FROM pg_database WHERE left(datname, %s) = %s", (len(prefix), prefix))
+        cur.execute("SELECT datname, oid FROM pg_database WHERE left(datname, %s) = %s "
+                    "AND (NOT %s OR shobj_description(oid, 'pg_database') = %s)",
+                    (len(prefix), prefix, made_by_plugin, MARK))
         return dict(cur.fetchall())
 
 
@@ -98,12 +101,16 @@ def test_a_teams_application_with_a_one_line_conftest(installed, tmp_path, serve
     (root / "tests" / "conftest.py").write_text('pytest_plugins = ["db_manage_tool.pytest_plugin"]\n')
     (root / "tests" / "test_accounts.py").write_text(f'HEAD = "0003"\n{TEAM_TESTS}')
 
-    def run(**env):
+    def run(*options, **env):
         environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "FLASK_APP")}
-        return subprocess.run([str(installed / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        return subprocess.run([str(installed / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", *options,
+                               "tests"],
                               cwd=root, env={**environment, "TEST_DATABASE_URL": url, **env}, capture_output=True,
                               text=True, timeout=300)
 
+    keepers = {f"{base}_clone_keepme", f"{base}_tpl_backup"}  # a team's own databases, named like the plugin's
+    for name in keepers:
+        dbadmin.create_database(server_url.set(database=name).render_as_string(hide_password=False))
     try:
         first = run()
         assert first.returncode == 0, first.stdout + first.stderr
@@ -115,6 +122,16 @@ def test_a_teams_application_with_a_one_line_conftest(installed, tmp_path, serve
         second = run()
         assert second.returncode == 0, second.stdout + second.stderr
         assert databases(url, f"{base}_tpl_") == {template: oid}, "an unchanged history keeps its template"
+
+        with dbadmin.server_connection(url) as another_run, another_run.cursor() as cur:  # holds it, as a live run does
+            cur.execute("SELECT pg_advisory_lock_shared(%s, %s)", (TEMPLATE_LOCK, lock_key(template)))
+            refused = run("--db-manage-rebuild")
+        assert refused.returncode != 0 and "another test run is using the template" in refused.stdout, refused.stdout
+        assert databases(url, f"{base}_tpl_") == {template: oid}, "a template in use is never dropped"
+        assert "Traceback" not in refused.stdout
+        rebuilt_once = run("--db-manage-rebuild")
+        assert rebuilt_once.returncode == 0, rebuilt_once.stdout + rebuilt_once.stderr
+        (template, oid), = databases(url, f"{base}_tpl_").items()
 
         killed = run(KILL_RUN="1")
         left = databases(url, f"{base}_clone_")
@@ -132,7 +149,8 @@ def test_a_teams_application_with_a_one_line_conftest(installed, tmp_path, serve
         rebuilt = databases(url, f"{base}_tpl_")
         assert len(rebuilt) == 1 and template not in rebuilt, "a changed history gets a new template, the old dropped"
         assert not databases(url, f"{base}_clone_"), "the killed run's clone was dropped by the next run"
+        assert keepers <= set(databases(url, f"{base}_", made_by_plugin=False)), "databases it did not make are kept"
     finally:
-        for name in databases(url, f"{base}_"):
+        for name in databases(url, f"{base}_", made_by_plugin=False):
             dbadmin.drop_database(server_url.set(database=name).render_as_string(hide_password=False))
         dbadmin.drop_database(url)
