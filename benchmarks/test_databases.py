@@ -40,6 +40,7 @@ SLOW = 20  # tests measured for the strategies that take seconds each (upgrade p
 def worker(tests, quick):
     """In the project's folder: measure each strategy; print the figures as JSON."""
     from sqlalchemy import text
+    from sqlalchemy.schema import CreateSchema
 
     from db_manage_tool import dbadmin, pytest_plugin
     from db_manage_tool.setup_database import upgrade_to_head
@@ -101,7 +102,7 @@ def worker(tests, quick):
         engine = db.engine
         with engine.begin() as conn:  # create_all makes no schema: a team's conftest creates them once
             for schema in sorted({table.schema for table in db.metadata.tables.values() if table.schema}):
-                conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+                conn.execute(CreateSchema(schema, if_not_exists=True))
 
         def create_all():
             db.create_all()

@@ -15,6 +15,7 @@ socket forks a process that forks the command, waits for it and sends back its e
 """
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -60,6 +61,7 @@ class Zygote:
             self.process.kill()
             self.process.wait()
             self.process = None
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     def run(self, argv, cwd, env, timeout):
         """Run argv (db_manage.py and its arguments) in cwd with env; return a CompletedProcess, as
@@ -98,6 +100,12 @@ def serve(path):
             importlib.import_module(name)
         except ImportError:
             pass
+    try:  # the server dies with the test process that started it (Linux)
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the waiters are reaped by the kernel
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
